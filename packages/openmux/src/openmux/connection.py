@@ -1,0 +1,1030 @@
+"""The OpenMux state machine: handshake, channels, fragmentation, keepalive, close.
+
+Sans-IO in the style of h2 and aioquic: no sockets, no asyncio, no clock. The
+caller feeds bytes (`receive_data` for byte streams, `receive_message` for
+message transports) with the current time, gets a list of events back, and
+sends whatever `data_to_send()` / `messages_to_send()` returns. Timers follow
+aioquic: `get_timer()` says when to call `handle_timer(now)`.
+
+A misbehaving peer never makes a `receive_*` call raise: the connection answers
+on the wire (ERROR, CHANNEL_REJECT or CLOSE, as OPENMUX.md says), records the
+cause in `close_code`/`close_reason`, and reports `ConnectionTerminated` once
+the transport should be closed. Only local misuse raises (`LocalProtocolError`).
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import struct
+from collections.abc import Callable, Mapping
+from typing import Any, Literal
+
+from ._types import Buffer
+from .channels import Channel, ChannelSpec
+from .codes import (
+    CONTROL_CHANNEL,
+    EXTENSION_TYPES,
+    MAGIC,
+    MAX_CHANNEL_ID,
+    CloseCode,
+    ControlType,
+    Flags,
+)
+from .config import DEFER, Config
+from .errors import (
+    ConnectionClosedError,
+    FrameError,
+    LocalProtocolError,
+    MessageTooLarge,
+    NotOpenMux,
+    ProtocolError,
+)
+from .events import (
+    ChannelClosed,
+    ChannelOpened,
+    ChannelRejected,
+    ChannelRequested,
+    ConnectionTerminated,
+    ErrorReceived,
+    Event,
+    ExtensionMessage,
+    HandshakeCompleted,
+    MessageReceived,
+    PongReceived,
+)
+from .frame import FrameReader, RawFrame, decode_message, encode_header
+
+Mode = Literal["stream", "message"]
+
+_FRAGMENT = int(Flags.FRAGMENT)
+_FRAGMENT_END = int(Flags.FRAGMENT_END)
+_U32 = struct.Struct(">I")
+_U32X2 = struct.Struct(">II")
+_RESUME_EXTENSIONS = ("session-resume", "session-persistence")
+
+
+class State(enum.Enum):
+    IDLE = "idle"  # created, initiate() not called yet
+    AWAIT_HELLO = "await-hello"  # server, transport open
+    AWAIT_WELCOME = "await-welcome"  # client, HELLO sent
+    OPEN = "open"
+    CLOSING = "closing"  # we sent CLOSE, waiting for the peer's
+    CLOSED = "closed"
+
+
+def _negotiate_size(a: int, b: int) -> int:
+    """Minimum of two maxMessageSize values where 0 means unlimited."""
+    if a == 0:
+        return b
+    if b == 0:
+        return a
+    return min(a, b)
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _parse_version(value: object) -> tuple[int, int, int] | None:
+    if (
+        isinstance(value, list)
+        and len(value) == 3
+        and all(_is_int(v) and v >= 0 for v in value)
+    ):
+        return (value[0], value[1], value[2])
+    return None
+
+
+def _spec_from_json(obj: Mapping[str, Any]) -> ChannelSpec | None:
+    """A channel object of HELLO/OPEN_CHANNEL, or None if a MUST field is bad."""
+    name, reliable, ordered = obj.get("name"), obj.get("reliable"), obj.get("ordered")
+    if not isinstance(name, str) or not name or not isinstance(reliable, bool):
+        return None
+    if not isinstance(ordered, bool):
+        return None
+    retransmits = obj.get("maxRetransmits")
+    lifetime = obj.get("maxPacketLifeTime")
+    metadata = obj.get("metadata")
+    return ChannelSpec(
+        name,
+        reliable,
+        ordered,
+        retransmits if _is_int(retransmits) else None,
+        lifetime if _is_int(lifetime) else None,
+        metadata if isinstance(metadata, dict) else None,
+    )
+
+
+def _version_str(v: tuple[int, int, int] | list[int]) -> str:
+    return ".".join(str(x) for x in v)
+
+
+class Connection:
+    """One side of an OpenMux connection.
+
+    `mode="stream"` for byte streams (TCP, TLS, stdio, QUIC streams): the
+    client writes the `OMUX` magic first and frames may arrive split anyhow.
+    `mode="message"` for WebSocket, DataChannels and datagrams: each message
+    given to `receive_message` must be exactly one frame.
+    """
+
+    def __init__(self, config: Config, mode: Mode = "stream") -> None:
+        if mode not in ("stream", "message"):
+            raise ValueError(f"mode must be 'stream' or 'message', not {mode!r}")
+        self.config = config
+        self.mode: Mode = mode
+        self.is_client = config.is_client
+        self.state = State.IDLE
+        self.channels: dict[int, Channel] = {}
+        self.transport_authenticated = False
+        """Set by a transport that authenticated the peer itself (WebSocket upgrade)."""
+        self.describe_channel: Callable[[Channel], Mapping[str, Any]] | None = None
+        """Hook for transports (QUIC) that add keys to WELCOME/CHANNEL_ACK entries."""
+        self.close_code: int | None = None
+        self.close_reason = ""
+        self.closed_by_peer = False
+        self.version: tuple[int, int, int] = config.version
+        self.peer_version: tuple[int, int, int] | None = None
+        self.extensions: tuple[str, ...] = ()
+        self.max_message_size = config.max_message_size
+        self.ping_interval = config.ping_interval
+        self.ping_timeout = config.ping_timeout
+        self.rtt: float | None = None
+        self.hello: Mapping[str, Any] | None = None
+
+        self._out: list[bytes] = []
+        self._reader = FrameReader(config.max_message_size, config.max_reassembly)
+        self._stream_start = mode == "stream"  # still looking for the magic
+        self._start_buffer = b""
+        self._peer_sent_magic = False
+        self._magic_pending = False
+        self._epoch = 0.0
+        self._hello_deadline: float | None = None
+        self._close_deadline: float | None = None
+        self._last_rx = 0.0
+        self._ping_sent_at: float | None = None
+        self._ping_deadline: float | None = None
+        self._names: dict[str, int] = {}
+        self._requested: dict[str, ChannelSpec] = {c.name: c for c in config.channels}
+        self._next_request_id = 1
+        # our OPEN_CHANNELs awaiting an answer: requestId -> (spec, id reserved by a server)
+        self._outgoing: dict[int, tuple[ChannelSpec, int | None]] = {}
+        # the peer's OPEN_CHANNELs deferred by the policy: requestId -> (spec, id from a server)
+        self._incoming: dict[int, tuple[ChannelSpec, int | None]] = {}
+        self._pending_names: set[str] = set()
+        self._reserved_ids: set[int] = set()
+        self._reassembly: dict[int, tuple[int, list[bytes], int]] = {}
+
+    # ------------------------------------------------------------------ I/O
+
+    def initiate(self, now: float) -> None:
+        """Start the connection once the transport is up.
+
+        Client: queues the magic (stream mode) and HELLO. Server: arms the
+        HELLO timer.
+        """
+        if self.state is not State.IDLE:
+            raise LocalProtocolError("initiate() was already called")
+        self._epoch = now
+        self._last_rx = now
+        if self.is_client:
+            if self.mode == "stream":
+                self._out.append(MAGIC)
+            hello: dict[str, Any] = {
+                "version": list(self.config.version),
+                "extensions": list(self.config.extensions),
+                "maxMessageSize": self.config.max_message_size,
+                "pingInterval": self.config.ping_interval,
+                "pingTimeout": self.config.ping_timeout,
+                "channels": [c.to_json() for c in self.config.channels],
+            }
+            if self.config.application is not None:
+                hello["application"] = self.config.application
+            if self.config.token is not None:
+                hello["auth"] = {"type": "token", "token": self.config.token}
+            hello.update(self.config.hello_extra)
+            self._send_control(ControlType.HELLO, hello)
+            self.state = State.AWAIT_WELCOME
+        else:
+            self._hello_deadline = now + self.config.hello_timeout
+            self.state = State.AWAIT_HELLO
+
+    def data_to_send(self) -> bytes:
+        """Everything queued, as one byte string (stream transports)."""
+        out = self._out
+        if not out:
+            return b""
+        self._out = []
+        return out[0] if len(out) == 1 else b"".join(out)
+
+    def messages_to_send(self) -> list[bytes]:
+        """Everything queued, one frame per item (message transports)."""
+        out, self._out = self._out, []
+        return out
+
+    def receive_data(self, data: Buffer, now: float) -> list[Event]:
+        """Feed bytes from a byte-stream transport; returns the events they caused."""
+        if self.state is State.CLOSED:
+            return []
+        self._last_rx = now
+        if self._stream_start:
+            data = self._consume_magic(bytes(data))
+            if self._stream_start or self.state is State.CLOSED:
+                return self._terminated_if_closed([])
+        frames = self._reader.feed(data)
+        events: list[Event] = []
+        for frame in frames:
+            self._handle_frame(frame, now, events)
+            if self.state is State.CLOSED:
+                return events
+        if self._reader.error is not None:
+            self._fail(self._reader.error, now)
+        return self._terminated_if_closed(events)
+
+    def receive_message(self, message: Buffer, now: float) -> list[Event]:
+        """Feed one transport message, which must hold exactly one frame."""
+        if self.state is State.CLOSED:
+            return []
+        self._last_rx = now
+        events: list[Event] = []
+        try:
+            frame = decode_message(message, self._frame_limit())
+        except (FrameError, MessageTooLarge) as exc:
+            self._fail(exc, now)
+            return events
+        self._handle_frame(frame, now, events)
+        return events
+
+    def connection_lost(self, now: float) -> list[Event]:
+        """The transport went away (EOF, reset, child exit)."""
+        if self.state is State.CLOSED:
+            return []
+        if self.state is State.CLOSING:
+            return self._finish(now, by_peer=False)
+        self.close_code = CloseCode.GOING_AWAY
+        self.close_reason = "transport closed"
+        self.closed_by_peer = True
+        return self._finish(now, by_peer=True)
+
+    def get_timer(self) -> float | None:
+        """When `handle_timer` must next be called, or None."""
+        if self.state is State.CLOSED:
+            return None
+        if self.state is State.CLOSING:
+            return self._close_deadline
+        if self.state is State.AWAIT_HELLO:
+            return self._hello_deadline
+        if self.state is State.OPEN and self.ping_interval > 0:
+            if self._ping_deadline is not None:
+                return self._ping_deadline
+            return self._last_rx + self.ping_interval
+        return None
+
+    def handle_timer(self, now: float) -> list[Event]:
+        events: list[Event] = []
+        if self.state is State.CLOSING:
+            if self._close_deadline is not None and now >= self._close_deadline:
+                return self._finish(now, by_peer=False)
+        elif self.state is State.AWAIT_HELLO:
+            if self._hello_deadline is not None and now >= self._hello_deadline:
+                self.close(CloseCode.HELLO_TIMEOUT, "no HELLO received", now)
+        elif self.state is State.OPEN and self.ping_interval > 0:
+            if self._ping_deadline is not None:
+                if now >= self._ping_deadline:
+                    assert self._ping_sent_at is not None
+                    if self._last_rx > self._ping_sent_at:
+                        # The peer is talking, its PONG is queued behind data.
+                        self._ping_deadline = self._last_rx + self.ping_timeout
+                    else:
+                        self.close(CloseCode.GOING_AWAY, "ping timeout", now)
+                        self.close_code = CloseCode.GOING_AWAY
+                        return self._finish(now, by_peer=False)
+            elif now >= self._last_rx + self.ping_interval:
+                self.ping(now)
+        return events
+
+    # ------------------------------------------------------------- commands
+
+    def send_message(self, channel_id: int, type_: int, data: Buffer) -> None:
+        """Queue an application message; fragmented if the channel allows it."""
+        self._check_open()
+        channel = self.channels.get(channel_id)
+        if channel is None:
+            if channel_id == CONTROL_CHANNEL:
+                raise LocalProtocolError("channel 0 carries no application messages")
+            raise LocalProtocolError(
+                f"channel {channel_id} is not open", CloseCode.CHANNEL_NOT_FOUND
+            )
+        if not 0 <= type_ <= 0xFF:
+            raise LocalProtocolError(f"message type {type_} does not fit a byte")
+        size = len(memoryview(data))
+        limit = self.max_message_size
+        if limit and size > limit:
+            if not channel.fragmentable:
+                raise LocalProtocolError(
+                    f"{size}-byte message is over maxMessageSize {limit} and channel "
+                    f"{channel.name!r} is not reliable+ordered, so it cannot be fragmented",
+                    CloseCode.MESSAGE_TOO_LARGE,
+                )
+            self._queue_fragments(channel_id, type_, memoryview(data), limit)
+            return
+        self._queue(encode_header(channel_id, type_, size) + data)
+
+    def open_channel(
+        self,
+        name: str | ChannelSpec,
+        *,
+        reliable: bool = True,
+        ordered: bool = True,
+        max_retransmits: int | None = None,
+        max_packet_lifetime: int | None = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> int:
+        """Ask for a channel; returns the requestId. `ChannelOpened` or
+        `ChannelRejected` follows."""
+        self._check_open()
+        spec = (
+            name
+            if isinstance(name, ChannelSpec)
+            else ChannelSpec(name, reliable, ordered, max_retransmits, max_packet_lifetime,
+                             metadata)
+        )
+        if not spec.name:
+            raise LocalProtocolError("a channel needs a name")
+        if spec.name in self._names or spec.name in self._pending_names:
+            raise LocalProtocolError(f"channel {spec.name!r} is already open or requested")
+        request_id = self._next_request_id
+        self._next_request_id += 1
+        body = {"requestId": request_id, **spec.to_json()}
+        channel_id: int | None = None
+        if not self.is_client:
+            channel_id = self._allocate_id()
+            if channel_id is None:
+                raise LocalProtocolError("no free channel id", CloseCode.CHANNEL_FULL)
+            self._reserved_ids.add(channel_id)
+            body["id"] = channel_id
+        self._outgoing[request_id] = (spec, channel_id)
+        self._pending_names.add(spec.name)
+        self._send_control(ControlType.OPEN_CHANNEL, body)
+        return request_id
+
+    def accept_channel(self, request_id: int) -> Channel:
+        """Accept a request the policy deferred (see `ChannelRequested`)."""
+        self._check_open()
+        try:
+            spec, channel_id = self._incoming.pop(request_id)
+        except KeyError:
+            raise LocalProtocolError(f"no deferred channel request {request_id}") from None
+        self._pending_names.discard(spec.name)
+        if channel_id is None:
+            channel_id = self._allocate_id()
+            if channel_id is None:
+                self._send_control(
+                    ControlType.CHANNEL_REJECT,
+                    {"requestId": request_id, "code": CloseCode.CHANNEL_FULL,
+                     "reason": "no free channel id"},
+                )
+                raise LocalProtocolError("no free channel id", CloseCode.CHANNEL_FULL)
+        else:
+            self._reserved_ids.discard(channel_id)
+        return self._ack_incoming(request_id, spec, channel_id)
+
+    def reject_channel(self, request_id: int, code: int, reason: str = "") -> None:
+        self._check_open()
+        try:
+            spec, channel_id = self._incoming.pop(request_id)
+        except KeyError:
+            raise LocalProtocolError(f"no deferred channel request {request_id}") from None
+        self._pending_names.discard(spec.name)
+        if channel_id is not None:
+            self._reserved_ids.discard(channel_id)
+        self._reject(request_id, code, reason)
+
+    def close_channel(self, channel_id: int, reason: str = "") -> Channel:
+        """Close a channel at once; frames still in flight on it are discarded."""
+        self._check_open()
+        if channel_id == CONTROL_CHANNEL:
+            raise LocalProtocolError("channel 0 cannot be closed")
+        channel = self.channels.pop(channel_id, None)
+        if channel is None:
+            raise LocalProtocolError(f"channel {channel_id} is not open",
+                                     CloseCode.CHANNEL_NOT_FOUND)
+        del self._names[channel.name]
+        self._reassembly.pop(channel_id, None)
+        body: dict[str, Any] = {"id": channel_id}
+        if reason:
+            body["reason"] = reason
+        self._send_control(ControlType.CLOSE_CHANNEL, body)
+        return channel
+
+    def ping(self, now: float) -> None:
+        """Send a PING now; a `PongReceived` event carries the RTT."""
+        self._check_open()
+        self._queue(encode_header(0, ControlType.PING, 4) + _U32.pack(self._timestamp(now)))
+        if self._ping_sent_at is None or self._ping_deadline is None:
+            self._ping_sent_at = now
+            self._ping_deadline = now + self.ping_timeout
+
+    def send_error(self, code: int, reason: str = "", channel: int | None = None) -> None:
+        """Send an informational ERROR."""
+        self._check_open(allow_handshake=True)
+        body: dict[str, Any] = {"code": int(code)}
+        if channel is not None:
+            body["channel"] = channel
+        if reason:
+            body["reason"] = reason
+        self._send_control(ControlType.ERROR, body)
+
+    def close(self, code: int = CloseCode.NORMAL, reason: str = "", now: float = 0.0) -> None:
+        """Start the close handshake. Idempotent once CLOSE was sent."""
+        if self.state in (State.CLOSING, State.CLOSED):
+            return
+        if self.state is State.IDLE:
+            self.state = State.CLOSED
+            self.close_code, self.close_reason = code, reason
+            return
+        self.close_code, self.close_reason = int(code), reason
+        body: dict[str, Any] = {"code": int(code)}
+        if reason:
+            body["reason"] = reason
+        self._send_control(ControlType.CLOSE, body)
+        self.state = State.CLOSING
+        self._close_deadline = now + self.config.close_timeout
+
+    # ------------------------------------------------------------ internals
+
+    def _check_open(self, allow_handshake: bool = False) -> None:
+        if self.state is State.OPEN:
+            return
+        if self.state in (State.CLOSING, State.CLOSED):
+            raise ConnectionClosedError("the connection is closed")
+        if allow_handshake and self.state is not State.IDLE:
+            return
+        raise LocalProtocolError("the handshake is not complete")
+
+    def _timestamp(self, now: float) -> int:
+        return int((now - self._epoch) * 1000) & 0xFFFFFFFF
+
+    def _frame_limit(self) -> int:
+        return self._reader.limit if self._reader.limit else self.config.max_reassembly
+
+    def _queue(self, frame: bytes) -> None:
+        if self._magic_pending:
+            self._magic_pending = False
+            self._out.append(MAGIC)
+        self._out.append(frame)
+
+    def _send_control(self, type_: int, body: Mapping[str, Any]) -> None:
+        payload = json.dumps(body, separators=(",", ":")).encode()
+        limit = self.max_message_size
+        if limit and len(payload) > limit:
+            self._queue_fragments(CONTROL_CHANNEL, type_, memoryview(payload), limit)
+        else:
+            self._queue(encode_header(CONTROL_CHANNEL, type_, len(payload)) + payload)
+
+    def _queue_fragments(self, channel_id: int, type_: int, data: memoryview, limit: int) -> None:
+        size = len(data)
+        last = size - limit
+        pos = 0
+        while pos < size:
+            flags = _FRAGMENT | (_FRAGMENT_END if pos >= last else 0)
+            chunk = data[pos : pos + limit]
+            self._queue(encode_header(channel_id, type_, len(chunk), flags) + chunk)
+            pos += limit
+
+    def _consume_magic(self, data: bytes) -> bytes:
+        """OPENMUX.md §5.1: a stream starts with `OMUX` or directly with a frame on
+        channel 0; anything else (`OMUX` twice included) is closed without a frame."""
+        buf = self._start_buffer + data
+        if not buf:
+            return b""
+        if not self._peer_sent_magic:
+            if buf.startswith(MAGIC):
+                self._peer_sent_magic = True
+                self._magic_pending = not self.is_client
+                buf = buf[len(MAGIC) :]
+            elif len(buf) < len(MAGIC) and MAGIC.startswith(buf):
+                self._start_buffer = buf
+                return b""
+        self._start_buffer = b""
+        if not buf:
+            return b""
+        self._stream_start = False
+        if buf[0] != CONTROL_CHANNEL:
+            self._abort(NotOpenMux("the stream does not start with OMUX or a channel-0 frame"))
+            return b""
+        return buf
+
+    def _abort(self, exc: ProtocolError) -> None:
+        """Close the transport without sending a frame."""
+        self.close_code, self.close_reason = exc.code, exc.reason
+        self.state = State.CLOSED
+        self._out.clear()
+        self._pending_termination = True
+
+    _pending_termination = False
+
+    def _terminated_if_closed(self, events: list[Event]) -> list[Event]:
+        if self._pending_termination:
+            self._pending_termination = False
+            events.append(ConnectionTerminated(self.close_code or CloseCode.PROTOCOL_ERROR,
+                                               self.close_reason, by_peer=False))
+        return events
+
+    def _fail(self, exc: ProtocolError, now: float) -> None:
+        """Answer a fatal protocol error: ERROR (for 4005) then CLOSE."""
+        if self.state in (State.CLOSING, State.CLOSED):
+            return
+        if isinstance(exc, MessageTooLarge) and self.state is not State.IDLE:
+            self.send_error(exc.code, exc.reason)
+        self.close(exc.code, exc.reason, now)
+
+    def _finish(self, now: float, by_peer: bool) -> list[Event]:
+        self.state = State.CLOSED
+        self._close_deadline = None
+        code = self.close_code if self.close_code is not None else CloseCode.NORMAL
+        return [ConnectionTerminated(code, self.close_reason, by_peer=by_peer)]
+
+    def _allocate_id(self) -> int | None:
+        for candidate in range(1, MAX_CHANNEL_ID + 1):
+            if candidate not in self.channels and candidate not in self._reserved_ids:
+                return candidate
+        return None
+
+    def _open(self, channel: Channel) -> None:
+        self.channels[channel.id] = channel
+        self._names[channel.name] = channel.id
+
+    def _channel_entry(self, channel: Channel, body: dict[str, Any]) -> dict[str, Any]:
+        if self.describe_channel is not None:
+            body.update(self.describe_channel(channel))
+        return body
+
+    def _reject(self, request_id: int, code: int, reason: str) -> None:
+        body: dict[str, Any] = {"requestId": request_id, "code": int(code)}
+        if reason:
+            body["reason"] = reason
+        self._send_control(ControlType.CHANNEL_REJECT, body)
+
+    def _ack_incoming(self, request_id: int, spec: ChannelSpec, channel_id: int) -> Channel:
+        channel = Channel.from_spec(channel_id, spec)
+        self._open(channel)
+        body = self._channel_entry(
+            channel, {"requestId": request_id, "id": channel_id, "name": spec.name}
+        )
+        self._send_control(ControlType.CHANNEL_ACK, body)
+        return channel
+
+    # ---------------------------------------------------------- frame input
+
+    def _handle_frame(self, frame: RawFrame, now: float, events: list[Event]) -> None:
+        channel_id, type_, flags, payload = frame
+        state = self.state
+        if state is State.OPEN and channel_id != CONTROL_CHANNEL:
+            channel = self.channels.get(channel_id)
+            if channel is None:
+                self.send_error(
+                    CloseCode.CHANNEL_NOT_FOUND, f"channel {channel_id} is not open", channel_id
+                )
+                return
+            if flags or channel_id in self._reassembly:
+                message = self._reassemble(channel, type_, flags, payload, now)
+                if message is None:
+                    return
+                payload = message
+            events.append(MessageReceived(channel_id, type_, payload))
+            return
+        if state is State.CLOSING:
+            # After our CLOSE only the peer's CLOSE matters.
+            if channel_id == CONTROL_CHANNEL and type_ == ControlType.CLOSE and not flags:
+                events.extend(self._finish(now, by_peer=False))
+            return
+        if channel_id != CONTROL_CHANNEL:
+            self._fail(ProtocolError(f"frame on channel {channel_id} before the handshake"), now)
+            return
+        if flags or CONTROL_CHANNEL in self._reassembly:
+            message = self._reassemble(None, type_, flags, payload, now)
+            if message is None:
+                return
+            payload = message
+        self._handle_control(type_, payload, now, events)
+
+    def _reassemble(
+        self, channel: Channel | None, type_: int, flags: int, payload: bytes, now: float
+    ) -> bytes | None:
+        channel_id = channel.id if channel is not None else CONTROL_CHANNEL
+        if channel is not None and not channel.fragmentable and flags:
+            self._fail(
+                ProtocolError(f"FRAGMENT on channel {channel.name!r}, which is not reliable+ordered"),
+                now,
+            )
+            return None
+        current = self._reassembly.get(channel_id)
+        if current is None:
+            if not flags & _FRAGMENT:
+                return payload
+            current = (type_, [], 0)
+        elif not flags & _FRAGMENT or current[0] != type_:
+            self._fail(
+                ProtocolError(f"a new message started on channel {channel_id} before FRAGMENT_END"),
+                now,
+            )
+            return None
+        first_type, parts, size = current
+        size += len(payload)
+        limit = self.config.max_reassembly
+        if channel_id == CONTROL_CHANNEL:
+            limit = min(limit, self.config.max_control_message)
+        if size > limit:
+            self._reassembly.pop(channel_id, None)
+            self._fail(MessageTooLarge(f"reassembled message exceeds {limit} bytes"), now)
+            return None
+        parts.append(payload)
+        if flags & _FRAGMENT_END:
+            del self._reassembly[channel_id]
+            return b"".join(parts)
+        self._reassembly[channel_id] = (first_type, parts, size)
+        return None
+
+    def _handle_control(self, type_: int, payload: bytes, now: float, events: list[Event]) -> None:
+        state = self.state
+        if state is not State.OPEN:
+            expected = ControlType.WELCOME if self.is_client else ControlType.HELLO
+            if type_ == ControlType.CLOSE:
+                self._on_close(payload, now, events)
+            elif type_ == expected:
+                if self.is_client:
+                    self._on_welcome(payload, now, events)
+                else:
+                    self._on_hello(payload, now, events)
+            else:
+                self._fail(
+                    ProtocolError(f"control type {type_:#04x} before the handshake completed"),
+                    now,
+                )
+            return
+        if type_ == ControlType.PING:
+            if len(payload) != 4:
+                self._fail(ProtocolError(f"PING payload is {len(payload)} bytes, not 4"), now)
+                return
+            (echo,) = _U32.unpack(payload)
+            self._queue(
+                encode_header(0, ControlType.PONG, 8) + _U32X2.pack(echo, self._timestamp(now))
+            )
+            return
+        if type_ == ControlType.PONG:
+            if len(payload) != 8:
+                self._fail(ProtocolError(f"PONG payload is {len(payload)} bytes, not 8"), now)
+                return
+            echo, _ = _U32X2.unpack(payload)
+            rtt = ((self._timestamp(now) - echo) & 0xFFFFFFFF) / 1000.0
+            self.rtt = rtt
+            self._ping_sent_at = None
+            self._ping_deadline = None
+            events.append(PongReceived(rtt))
+            return
+        if type_ in (ControlType.HELLO, ControlType.WELCOME):
+            self._fail(ProtocolError(f"a second {ControlType(type_).name}"), now)
+            return
+        if type_ == ControlType.CLOSE:
+            self._on_close(payload, now, events)
+            return
+        handler = self._handlers.get(type_)
+        is_extension = type_ in EXTENSION_TYPES
+        if handler is None and not is_extension:
+            self.send_error(CloseCode.UNSUPPORTED, f"unknown control type {type_:#04x}")
+            return
+        if is_extension and not any(e in self.extensions for e in _RESUME_EXTENSIONS):
+            self.send_error(
+                CloseCode.UNSUPPORTED, f"control type {type_:#04x} needs a negotiated extension"
+            )
+            return
+        body = self._decode_json(payload)
+        if body is None:
+            if type_ != ControlType.ERROR:  # never answer a broken ERROR with an ERROR
+                self.send_error(CloseCode.INVALID_MESSAGE,
+                                f"control type {type_:#04x}: payload is not a JSON object")
+            return
+        if handler is None:
+            events.append(ExtensionMessage(type_, body))
+            return
+        handler(self, body, now, events)
+
+    @staticmethod
+    def _decode_json(payload: bytes) -> dict[str, Any] | None:
+        try:
+            body = json.loads(payload)
+        except (ValueError, UnicodeDecodeError):
+            return None
+        return body if isinstance(body, dict) else None
+
+    # ------------------------------------------------------------ handshake
+
+    def _on_hello(self, payload: bytes, now: float, events: list[Event]) -> None:
+        body = self._decode_json(payload)
+        if body is None:
+            self._fail(ProtocolError("HELLO is not a JSON object", CloseCode.INVALID_MESSAGE), now)
+            return
+        peer_version = _parse_version(body.get("version"))
+        if peer_version is None:
+            self._fail(ProtocolError("HELLO has no valid version", CloseCode.INVALID_MESSAGE), now)
+            return
+        ours = self.config.version
+        if peer_version[0] != ours[0]:
+            self._fail(
+                ProtocolError(
+                    f"unsupported version {_version_str(peer_version)} "
+                    f"(server speaks {_version_str(ours)})",
+                    CloseCode.VERSION_MISMATCH,
+                ),
+                now,
+            )
+            return
+        raw_channels = body.get("channels", [])
+        max_size = body.get("maxMessageSize", 65535)
+        if not isinstance(raw_channels, list) or not _is_int(max_size) or max_size < 0:
+            self._fail(ProtocolError("HELLO has a malformed field", CloseCode.INVALID_MESSAGE), now)
+            return
+        specs: list[ChannelSpec] = []
+        for entry in raw_channels:
+            if isinstance(entry, str) or (isinstance(entry, dict) and entry.get("name") == "control"):
+                continue  # tolerant receive (§2)
+            spec = _spec_from_json(entry) if isinstance(entry, dict) else None
+            if spec is None:
+                self._fail(
+                    ProtocolError("HELLO channel entry lacks name/reliable/ordered",
+                                  CloseCode.INVALID_MESSAGE),
+                    now,
+                )
+                return
+            specs.append(spec)
+        auth = body.get("auth")
+        auth_required = self.config.token is not None or self.config.authenticate is not None
+        if auth_required:
+            if auth is not None and (not isinstance(auth, dict) or (
+                    "token" not in auth and self.config.authenticate is None)):
+                self._fail(ProtocolError("auth without a token", CloseCode.AUTH_FAILED), now)
+                return
+            if not self.config.check_token(auth, self.transport_authenticated):
+                self._fail(ProtocolError("authentication failed", CloseCode.AUTH_FAILED), now)
+                return
+        self.peer_version = peer_version
+        self.version = (ours[0], min(ours[1], peer_version[1]), ours[2])
+        self.max_message_size = _negotiate_size(self.config.max_message_size, max_size)
+        self._reader.limit = self.max_message_size
+        peer_ext = body.get("extensions", [])
+        peer_ext = peer_ext if isinstance(peer_ext, list) else []
+        self.extensions = tuple(e for e in self.config.extensions if e in peer_ext)
+        application = body.get("application")
+        self.hello = {k: v for k, v in body.items() if k != "auth"}
+        granted: list[Channel] = []
+        for spec in specs:
+            if spec.name in self._names:
+                continue
+            if self.config.channel_policy(spec) is not None:
+                continue
+            channel_id = self._allocate_id()
+            if channel_id is None:
+                break
+            channel = Channel.from_spec(channel_id, spec)
+            self._open(channel)
+            granted.append(channel)
+        welcome = {
+            "version": list(self.version),
+            "extensions": list(self.extensions),
+            "maxMessageSize": self.max_message_size,
+            "pingInterval": self.ping_interval,
+            "pingTimeout": self.ping_timeout,
+            "channels": [self._channel_entry(c, {"name": c.name, "id": c.id}) for c in granted],
+        }
+        self._send_control(ControlType.WELCOME, welcome)
+        self.state = State.OPEN
+        self._hello_deadline = None
+        events.append(self._handshake_event(application if isinstance(application, str) else None))
+        events.extend(ChannelOpened(c, locally_initiated=False) for c in granted)
+
+    def _handshake_event(self, application: str | None) -> HandshakeCompleted:
+        assert self.peer_version is not None
+        return HandshakeCompleted(
+            version=self.version,
+            peer_version=self.peer_version,
+            extensions=self.extensions,
+            max_message_size=self.max_message_size,
+            ping_interval=self.ping_interval,
+            ping_timeout=self.ping_timeout,
+            channels=tuple(self.channels.values()),
+            application=application,
+            hello=self.hello,
+        )
+
+    def _on_welcome(self, payload: bytes, now: float, events: list[Event]) -> None:
+        body = self._decode_json(payload)
+        version = _parse_version(body.get("version")) if body is not None else None
+        if body is None or version is None:
+            self._fail(ProtocolError("WELCOME is malformed", CloseCode.INVALID_MESSAGE), now)
+            return
+        ours = self.config.version
+        if version[0] != ours[0]:
+            self._fail(
+                ProtocolError(
+                    f"unsupported version {_version_str(version)} "
+                    f"(client speaks {_version_str(ours)})",
+                    CloseCode.VERSION_MISMATCH,
+                ),
+                now,
+            )
+            return
+        max_size = body.get("maxMessageSize", 65535)
+        interval = body.get("pingInterval", 30)
+        timeout = body.get("pingTimeout", 10)
+        channels = body.get("channels", [])
+        ext = body.get("extensions", [])
+        numbers_ok = all(
+            isinstance(v, int | float) and not isinstance(v, bool) and v >= 0
+            for v in (max_size, interval, timeout)
+        )
+        if not numbers_ok or not isinstance(channels, list) or not isinstance(ext, list):
+            self._fail(ProtocolError("WELCOME has a malformed field", CloseCode.INVALID_MESSAGE),
+                       now)
+            return
+        granted: list[Channel] = []
+        for entry in channels:
+            if not isinstance(entry, dict):
+                continue
+            name, channel_id = entry.get("name"), entry.get("id")
+            spec = self._requested.get(name) if isinstance(name, str) else None
+            if spec is None:
+                continue  # not something we asked for
+            if not _is_int(channel_id) or not 1 <= channel_id <= MAX_CHANNEL_ID or (
+                channel_id in self.channels or name in self._names
+            ):
+                self._fail(
+                    ProtocolError(f"WELCOME gives channel {name!r} an invalid id",
+                                  CloseCode.INVALID_MESSAGE),
+                    now,
+                )
+                return
+            channel = Channel.from_spec(channel_id, spec)
+            self._open(channel)
+            granted.append(channel)
+        self.peer_version = version
+        self.version = version
+        self.max_message_size = _negotiate_size(self.config.max_message_size, int(max_size))
+        self._reader.limit = self.max_message_size
+        self.ping_interval = float(interval)
+        self.ping_timeout = float(timeout) if timeout else self.config.ping_timeout
+        self.extensions = tuple(e for e in self.config.extensions if e in ext)
+        self.state = State.OPEN
+        events.append(self._handshake_event(self.config.application))
+        events.extend(ChannelOpened(c, locally_initiated=True) for c in granted)
+
+    def _on_close(self, payload: bytes, now: float, events: list[Event]) -> None:
+        body = self._decode_json(payload) or {}
+        code = body.get("code")
+        reason = body.get("reason")
+        code = code if _is_int(code) else CloseCode.PROTOCOL_ERROR
+        reason = reason if isinstance(reason, str) else ""
+        # Answer with our own CLOSE echoing the code (House §5.7), then we are done.
+        self._send_control(ControlType.CLOSE, {"code": code})
+        self.close_code, self.close_reason, self.closed_by_peer = code, reason, True
+        events.extend(self._finish(now, by_peer=True))
+
+    # ------------------------------------------------------ channel control
+
+    def _request_id(self, body: Mapping[str, Any]) -> int | None:
+        request_id = body.get("requestId")
+        if not _is_int(request_id):
+            self.send_error(CloseCode.INVALID_MESSAGE, "missing or invalid requestId")
+            return None
+        return int(request_id)
+
+    def _on_open_channel(self, body: dict[str, Any], now: float, events: list[Event]) -> None:
+        request_id = self._request_id(body)
+        if request_id is None:
+            return
+        if request_id in self._incoming:
+            self._reject(request_id, CloseCode.PROTOCOL_ERROR, "duplicate requestId")
+            return
+        spec = _spec_from_json(body)
+        if spec is None:
+            self._reject(request_id, CloseCode.INVALID_MESSAGE, "missing name/reliable/ordered")
+            return
+        channel_id: int | None = None
+        if self.is_client:
+            channel_id = body.get("id")
+            if not _is_int(channel_id) or not 1 <= channel_id <= MAX_CHANNEL_ID:
+                self._reject(request_id, CloseCode.INVALID_MESSAGE, "missing or invalid id")
+                return
+            if channel_id in self.channels:
+                self._reject(request_id, CloseCode.PROTOCOL_ERROR, f"id {channel_id} is in use")
+                return
+        if spec.name in self._names or spec.name in self._pending_names:
+            self._reject(request_id, CloseCode.PROTOCOL_ERROR,
+                         f"channel name {spec.name!r} is in use")
+            return
+        if channel_id is None and self._allocate_id() is None:
+            self._reject(request_id, CloseCode.CHANNEL_FULL, "no free channel id")
+            return
+        verdict = self.config.channel_policy(spec)
+        if verdict == DEFER:
+            self._incoming[request_id] = (spec, channel_id)
+            self._pending_names.add(spec.name)
+            if channel_id is not None:
+                self._reserved_ids.add(channel_id)
+            events.append(ChannelRequested(request_id, spec))
+            return
+        if verdict is not None:
+            code = verdict if isinstance(verdict, int) else CloseCode.UNSUPPORTED
+            self._reject(request_id, code, "refused by the application")
+            return
+        if channel_id is None:
+            channel_id = self._allocate_id()
+            assert channel_id is not None
+        channel = self._ack_incoming(request_id, spec, channel_id)
+        events.append(ChannelOpened(channel, request_id, locally_initiated=False))
+
+    def _on_channel_ack(self, body: dict[str, Any], now: float, events: list[Event]) -> None:
+        request_id = self._request_id(body)
+        if request_id is None:
+            return
+        pending = self._outgoing.pop(request_id, None)
+        if pending is None:
+            self.send_error(CloseCode.INVALID_MESSAGE, f"CHANNEL_ACK for unknown requestId {request_id}")
+            return
+        spec, channel_id = pending
+        self._pending_names.discard(spec.name)
+        if channel_id is None:  # we are the client: the server allocated the id
+            channel_id = body.get("id")
+            if not _is_int(channel_id) or not 1 <= channel_id <= MAX_CHANNEL_ID or (
+                channel_id in self.channels
+            ):
+                self._fail(ProtocolError(f"CHANNEL_ACK carries an invalid id {channel_id!r}"), now)
+                return
+        else:
+            self._reserved_ids.discard(channel_id)
+        channel = Channel.from_spec(int(channel_id), spec)
+        self._open(channel)
+        events.append(ChannelOpened(channel, request_id, locally_initiated=True))
+
+    def _on_channel_reject(self, body: dict[str, Any], now: float, events: list[Event]) -> None:
+        request_id = self._request_id(body)
+        if request_id is None:
+            return
+        pending = self._outgoing.pop(request_id, None)
+        if pending is None:
+            self.send_error(CloseCode.INVALID_MESSAGE,
+                            f"CHANNEL_REJECT for unknown requestId {request_id}")
+            return
+        spec, channel_id = pending
+        self._pending_names.discard(spec.name)
+        if channel_id is not None:
+            self._reserved_ids.discard(channel_id)
+        code = body.get("code")
+        reason = body.get("reason")
+        events.append(
+            ChannelRejected(
+                request_id,
+                spec.name,
+                int(code) if _is_int(code) else CloseCode.PROTOCOL_ERROR,
+                reason if isinstance(reason, str) else "",
+            )
+        )
+
+    def _on_close_channel(self, body: dict[str, Any], now: float, events: list[Event]) -> None:
+        channel_id = body.get("id")
+        if not _is_int(channel_id):
+            self.send_error(CloseCode.INVALID_MESSAGE, "CLOSE_CHANNEL without an id")
+            return
+        if channel_id == CONTROL_CHANNEL:
+            self.send_error(CloseCode.PROTOCOL_ERROR, "channel 0 cannot be closed", 0)
+            return
+        channel = self.channels.pop(channel_id, None)
+        if channel is None:
+            self.send_error(CloseCode.CHANNEL_NOT_FOUND, f"channel {channel_id} is not open",
+                            channel_id)
+            return
+        del self._names[channel.name]
+        self._reassembly.pop(channel_id, None)
+        reason = body.get("reason")
+        events.append(ChannelClosed(channel, reason if isinstance(reason, str) else "", True))
+
+    def _on_error(self, body: dict[str, Any], now: float, events: list[Event]) -> None:
+        code, channel, reason = body.get("code"), body.get("channel"), body.get("reason")
+        if not _is_int(code):
+            return  # never answer a broken ERROR with an ERROR
+        events.append(
+            ErrorReceived(
+                int(code),
+                int(channel) if _is_int(channel) else None,
+                reason if isinstance(reason, str) else "",
+            )
+        )
+
+    _handlers: dict[int, Callable[[Connection, dict[str, Any], float, list[Event]], None]] = {
+        ControlType.OPEN_CHANNEL: _on_open_channel,
+        ControlType.CHANNEL_ACK: _on_channel_ack,
+        ControlType.CHANNEL_REJECT: _on_channel_reject,
+        ControlType.CLOSE_CHANNEL: _on_close_channel,
+        ControlType.ERROR: _on_error,
+    }
