@@ -29,7 +29,12 @@ apt_setup() {
 venv_setup() {
   if [ ! -x "$VENV/bin/python" ]; then
     log "creating virtual environment $VENV"
-    "$PY" -m venv "$VENV"
+    if ! "$PY" -m venv "$VENV" 2>/dev/null; then
+      # Debian's own python3 needs python3-venv for ensurepip.
+      rm -rf "$VENV"
+      APT_PACKAGES=(python3-venv); apt_setup
+      "$PY" -m venv "$VENV"
+    fi
   fi
   local stamp="$VENV/.vroom-installed"
   local inputs
