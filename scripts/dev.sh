@@ -54,6 +54,7 @@ setup() { apt_setup; venv_setup; }
 
 cmd=${1:-help}
 shift || true
+[ "${1:-}" = "--" ] && shift
 case "$cmd" in
   setup) setup ;;
   run)
