@@ -1,0 +1,106 @@
+"""asyncio transports for OpenMux: one API whatever the transport.
+
+    session = await openmux.aio.connect("tcp://127.0.0.1:2222", channels=["echo"])
+    await session.channel("echo").send(1, b"hi")
+
+    async def handler(session): ...
+    server = await openmux.aio.serve(handler, ["ws://127.0.0.1:0/omux", "tcp://127.0.0.1:0"])
+
+The URL scheme picks the transport module, imported only when used so that
+`websockets`, `aioquic` and `aiortc` stay optional. Each module provides
+`connect(url, options) -> Session` and `listen(url, server) -> Listener`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+from collections.abc import Sequence
+from typing import Any
+from urllib.parse import urlsplit
+
+from .errors import (
+    ChannelClosedError,
+    ChannelRejectedError,
+    HandshakeError,
+    SessionClosedError,
+    TransportError,
+)
+from .server import Listener, Server
+from .session import Channel, FrameSink, FrameSplitter, Handler, Message, Options, Session
+
+SCHEMES: dict[str, str] = {
+    "ws": "ws",
+    "wss": "ws",
+    "tcp": "tcp",
+    "tls": "tcp",
+    "stdio": "stdio",
+    "quic": "quic",
+    "webrtc+http": "webrtc",
+    "webrtc+https": "webrtc",
+    "vroom": "fallback",
+}
+"""URL scheme -> module of `openmux.aio` implementing it."""
+
+
+def _module(url: str) -> Any:
+    scheme = urlsplit(url).scheme.lower() if "://" in url else url.split(":", 1)[0].lower()
+    try:
+        name = SCHEMES[scheme]
+    except KeyError:
+        raise ValueError(f"unsupported OpenMux URL scheme {scheme!r} in {url!r}") from None
+    return importlib.import_module(f"{__name__}.{name}")
+
+
+async def connect(url: str, **kwargs: Any) -> Session:
+    """Open a client session; returns once WELCOME arrived.
+
+    Keywords: see `Options` (channels, token, ssl, timeout, ping_interval, ...);
+    others are transport-specific. Raises `HandshakeError` (with the close
+    code, e.g. 4000) or `TransportError`/`OSError`; `TimeoutError` after `timeout`.
+    """
+    options = Options.from_kwargs(**kwargs)
+    module = _module(url)
+    async with asyncio.timeout(options.timeout):
+        session: Session = await module.connect(url, options)
+    return session
+
+
+async def serve(handler: Handler, urls: str | Sequence[str], **kwargs: Any) -> Server:
+    """Listen on one or several transports with the same handler and auth.
+
+    `handler(session)` runs once the handshake is done; the session is closed
+    (1000) when it returns. Port 0 binds a free port: see `Server.urls`.
+    """
+    options = Options.from_kwargs(**kwargs)
+    server = Server(handler, options)
+    for url in [urls] if isinstance(urls, str) else urls:
+        try:
+            listener = await _module(url).listen(url, server)
+        except BaseException:
+            server.close()
+            await server.wait_closed()
+            raise
+        server._add([listener])
+    return server
+
+
+__all__ = [
+    "SCHEMES",
+    "Channel",
+    "ChannelClosedError",
+    "ChannelRejectedError",
+    "FrameSink",
+    "FrameSplitter",
+    "Handler",
+    "HandshakeError",
+    "Listener",
+    "Message",
+    "Options",
+    "Server",
+    "Session",
+    "SessionClosedError",
+    "TransportError",
+    "connect",
+    "serve",
+]
