@@ -28,6 +28,7 @@ from .errors import (
 )
 from .server import Listener, Server
 from .session import Channel, FrameSink, FrameSplitter, Handler, Message, Options, Session
+from .stdio import connect_stdio, serve_stdio
 
 SCHEMES: dict[str, str] = {
     "ws": "ws",
@@ -39,6 +40,7 @@ SCHEMES: dict[str, str] = {
     "webrtc+http": "webrtc",
     "webrtc+https": "webrtc",
     "vroom": "fallback",
+    "vroom+tls": "fallback",
 }
 """URL scheme -> module of `openmux.aio` implementing it."""
 
@@ -61,8 +63,11 @@ async def connect(url: str, **kwargs: Any) -> Session:
     """
     options = Options.from_kwargs(**kwargs)
     module = _module(url)
-    async with asyncio.timeout(options.timeout):
+    if getattr(module, "MANAGES_TIMEOUT", False):
         session: Session = await module.connect(url, options)
+        return session
+    async with asyncio.timeout(options.timeout):
+        session = await module.connect(url, options)
     return session
 
 
@@ -102,5 +107,7 @@ __all__ = [
     "SessionClosedError",
     "TransportError",
     "connect",
+    "connect_stdio",
     "serve",
+    "serve_stdio",
 ]

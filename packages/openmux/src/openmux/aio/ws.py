@@ -1,0 +1,236 @@
+"""OpenMux over WebSocket (`ws://`, `wss://`) with `websockets`' asyncio API (OPENMUX.md §3).
+
+One frame per binary WebSocket message. A text message is a protocol error:
+OpenMux CLOSE 1002, then the WebSocket close 1000 (House §5.8). The token may
+come in HELLO or as `Authorization: Bearer` in the upgrade (House §5.11/§5.14):
+a bad Bearer token is refused with HTTP 401; a good one marks the connection
+transport-authenticated, and a token in HELLO must then be valid as well.
+
+Writes go straight from the session into websockets' sans-IO protocol, the way
+`websockets.broadcast()` does, so a send costs no task switch; back-pressure is
+websockets' own write buffer limit, reported to the session.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from http import HTTPStatus
+from typing import Any
+
+from websockets.asyncio.client import ClientConnection
+from websockets.asyncio.client import connect as ws_connect
+from websockets.asyncio.connection import Connection as WSConnection
+from websockets.asyncio.server import ServerConnection
+from websockets.asyncio.server import serve as ws_serve
+from websockets.datastructures import Headers
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.http11 import Request, Response
+from websockets.protocol import State as WSState
+
+from ..codes import HEADER_SIZE, CloseCode
+from ._urls import netloc, split
+from .errors import HandshakeError, TransportError
+from .server import Server
+from .session import Options, Session
+
+logger = logging.getLogger("openmux")
+
+DEFAULT_PATH = "/omux"
+PATHS = ("/omux", "/vroom")
+"""Served paths; `/omux/<app>` sub-paths are served too (House: vroomd's `/omux/vroom`)."""
+
+
+def path_allowed(path: str, paths: tuple[str, ...] = PATHS) -> bool:
+    path = path.split("?", 1)[0]
+    return path in paths or path.startswith("/omux/")
+
+
+def _ws_limits(options: Options) -> dict[str, Any]:
+    # Let the core see oversized frames (it answers 4005): websockets only
+    # stops what no OpenMux limit could accept.
+    return {
+        "max_size": options.max_reassembly + 2 * HEADER_SIZE,
+        "write_limit": options.write_limit,
+        "compression": None,
+        "ping_interval": None,  # OpenMux has its own keepalive
+        "close_timeout": options.close_timeout,
+    }
+
+
+class WebSocketSink:
+    """The `FrameSink` of a session over one websockets connection."""
+
+    def __init__(self, ws: WSConnection, session: Session) -> None:
+        self.ws = ws
+        self.session = session
+        self._reading = asyncio.Event()
+        self._reading.set()
+        self._drain_task: asyncio.Task[None] | None = None
+        self._close_task: asyncio.Task[None] | None = None
+        self.task: asyncio.Task[None] | None = None  # client side: the reader
+
+    def write_frames(self, frames: list[bytes]) -> None:
+        ws = self.ws
+        if ws.protocol.state is not WSState.OPEN:
+            return
+        for frame in frames:
+            ws.protocol.send_binary(frame)
+        try:
+            ws.send_data()
+        except Exception as exc:  # the transport broke under us
+            logger.debug("websocket write failed: %r", exc)
+            ws.transport.abort()
+            return
+        if ws.paused and self._drain_task is None:
+            self.session.pause_writing()
+            self._drain_task = asyncio.get_running_loop().create_task(self._drain())
+
+    async def _drain(self) -> None:
+        try:
+            await self.ws.drain()
+        except Exception:
+            pass
+        finally:
+            self._drain_task = None
+            self.session.resume_writing()
+
+    def close(self) -> None:
+        if self._close_task is None:
+            going_away = self.session.connection.close_code == CloseCode.GOING_AWAY
+            code = 1001 if going_away else 1000
+            self._close_task = asyncio.get_running_loop().create_task(self.ws.close(code))
+
+    def pause_reading(self) -> None:
+        self._reading.clear()
+
+    def resume_reading(self) -> None:
+        self._reading.set()
+
+    async def run(self) -> None:
+        """Pull messages into the session until the WebSocket closes."""
+        ws, session = self.ws, self.session
+        exc: BaseException | None = None
+        try:
+            while True:
+                if not self._reading.is_set():
+                    await self._reading.wait()
+                message = await ws.recv()
+                if isinstance(message, str):
+                    session.fail(CloseCode.PROTOCOL_ERROR, "text message on an OpenMux WebSocket")
+                    continue
+                session.message_received(message)
+        except ConnectionClosed as closed:
+            exc = None if closed.rcvd is not None else closed
+        except Exception as error:  # pragma: no cover - defensive
+            exc = error
+        finally:
+            session.connection_lost(exc)
+            if self._close_task is not None:
+                try:
+                    await self._close_task
+                except Exception:
+                    pass
+
+
+def _bearer(headers: Headers) -> str | None:
+    value = headers.get("Authorization")
+    if value is None:
+        return None
+    scheme, _, token = value.partition(" ")
+    return token.strip() if scheme.lower() == "bearer" else ""
+
+
+async def connect(url: str, options: Options) -> Session:
+    parts, host, port = split(url, 443 if url.startswith("wss:") else 80)
+    path = parts.path or DEFAULT_PATH
+    target = f"{parts.scheme}://{netloc(host, port)}{path}"
+    if parts.query:
+        target += f"?{parts.query}"
+    headers = {}
+    if options.token is not None and options.extra.get("auth_header"):
+        headers["Authorization"] = f"Bearer {options.token}"
+    ssl = options.ssl if parts.scheme == "wss" and options.ssl is not None else None
+    try:
+        ws: ClientConnection = await ws_connect(
+            target,
+            additional_headers=headers,
+            ssl=ssl,
+            open_timeout=options.timeout,
+            **_ws_limits(options),
+        )
+    except InvalidStatus as exc:
+        status = exc.response.status_code
+        if status in (HTTPStatus.UNAUTHORIZED, HTTPStatus.FORBIDDEN):
+            raise HandshakeError(CloseCode.AUTH_FAILED, f"HTTP {status}") from exc
+        raise TransportError(f"WebSocket upgrade refused: HTTP {status}") from exc
+    session = Session(options, is_client=True, mode="message")
+    session.transport_info.update(peername=ws.remote_address, path=path)
+    sink = WebSocketSink(ws, session)
+    session.connection_made(sink)
+    sink.task = asyncio.get_running_loop().create_task(sink.run())
+    try:
+        await session.wait_handshake()
+    except BaseException:
+        ws.transport.abort()
+        raise
+    return session
+
+
+class WebSocketListener:
+    def __init__(self, server: Any, scheme: str, path: str) -> None:
+        self._server = server
+        self.urls = [
+            f"{scheme}://{netloc(sock.getsockname()[0], sock.getsockname()[1])}{path}"
+            for sock in server.sockets
+        ]
+
+    def close(self) -> None:
+        self._server.close(close_connections=False)
+
+    async def wait_closed(self) -> None:
+        await self._server.wait_closed()
+
+
+async def listen(url: str, server: Server) -> WebSocketListener:
+    parts, host, port = split(url, 443 if url.startswith("wss:") else 80)
+    options = server.options
+    path = parts.path or DEFAULT_PATH
+    paths = tuple(dict.fromkeys((path, *PATHS)))
+    ssl = None
+    if parts.scheme == "wss":
+        if options.ssl is None:
+            raise ValueError("a wss:// listener needs ssl=<server SSLContext>")
+        ssl = options.ssl
+    authenticated: set[int] = set()
+
+    def process_request(connection: ServerConnection, request: Request) -> Response | None:
+        if not path_allowed(request.path, paths):
+            return connection.respond(HTTPStatus.NOT_FOUND, "not an OpenMux endpoint\n")
+        token = _bearer(request.headers)
+        if token is not None and options.auth_required:
+            if not token or not options.check_bearer(token):
+                return connection.respond(HTTPStatus.UNAUTHORIZED, "bad bearer token\n")
+            authenticated.add(id(connection))
+        return None
+
+    async def handler(ws: ServerConnection) -> None:
+        session = Session(options, is_client=False, mode="message")
+        if id(ws) in authenticated:
+            authenticated.discard(id(ws))
+            session.connection.transport_authenticated = True
+        request = ws.request
+        session.transport_info.update(
+            peername=ws.remote_address,
+            path=request.path if request is not None else None,
+            headers=request.headers if request is not None else None,
+        )
+        sink = WebSocketSink(ws, session)
+        session.connection_made(sink)
+        server.start_session(session)
+        await sink.run()
+
+    wserver = await ws_serve(
+        handler, host, port, ssl=ssl, process_request=process_request, **_ws_limits(options)
+    )
+    return WebSocketListener(wserver, parts.scheme, path)
