@@ -1,0 +1,211 @@
+"""PtySession on real PTYs: spawn, I/O, resize, signals, raw mode, EOF, drain, reap."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+
+import pytest
+from vroomd.pty import ExitStatus, PtySession, signal_name
+
+ENV = {"PATH": os.defpath + ":/usr/local/bin", "TERM": "xterm-256color", "LANG": "C.UTF-8"}
+
+
+class Collector:
+    def __init__(self, session: PtySession) -> None:
+        self.data = bytearray()
+        self.changed = asyncio.Event()
+        self.exited: list[ExitStatus] = []
+        self.out_at_exit = -1
+        session.on_output = self._out
+        session.on_exit = self._exit
+
+    def _out(self, data: bytes) -> None:
+        assert not self.exited, "output after on_exit"
+        self.data += data
+        self.changed.set()
+
+    def _exit(self, status: ExitStatus) -> None:
+        self.exited.append(status)
+        self.out_at_exit = len(self.data)
+        self.changed.set()
+
+    async def until(self, needle: bytes) -> None:
+        while needle not in self.data:
+            self.changed.clear()
+            if self.exited:
+                raise AssertionError(f"exited before {needle!r}: {bytes(self.data)!r}")
+            await self.changed.wait()
+
+
+def spawn(argv: list[str], **kw: object) -> tuple[PtySession, Collector]:
+    session = PtySession(argv, env=ENV, cwd="/", **kw)  # type: ignore[arg-type]
+    collector = Collector(session)
+    session.start()
+    return session, collector
+
+
+async def test_echo_and_exit_code() -> None:
+    for code in (0, 1, 42):
+        session, out = spawn(["sh", "-c", f"echo hello; exit {code}"])
+        status = await session.wait()
+        assert status == ExitStatus(code, None, False)
+        assert out.data == b"hello\r\n"
+        assert out.exited == [status]
+        assert session.master is None
+
+
+async def test_death_by_signal() -> None:
+    session, _ = spawn(["sh", "-c", "kill -TERM $$"])
+    status = await session.wait()
+    assert status.code is None and status.signal == "TERM"
+    assert str(status) == "signal TERM"
+
+
+def test_signal_names() -> None:
+    assert signal_name(signal.SIGKILL) == "KILL"
+    assert signal_name(signal.SIGINT) == "INT"
+    assert signal_name(200) == "200"
+
+
+async def test_controlling_terminal_and_own_session() -> None:
+    session, out = spawn(
+        [
+            sys.executable,
+            "-c",
+            "import os; print(os.getsid(0) == os.getpid(), os.tcgetpgrp(0) == os.getpgrp(), "
+            "os.ttyname(0))",
+        ]
+    )
+    await session.wait()
+    text = out.data.decode()
+    assert text.startswith("True True /dev/pts/"), text
+
+
+async def test_resize_reaches_child_with_pixels() -> None:
+    script = (
+        "import fcntl, signal, struct, termios\n"
+        "def show():\n"
+        "    r = struct.unpack('HHHH', fcntl.ioctl(0, termios.TIOCGWINSZ, b'\\0' * 8))\n"
+        "    print('size', *r, flush=True)\n"
+        "signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGWINCH])\n"
+        "show()\n"
+        "signal.sigwait([signal.SIGWINCH])\n"
+        "show()\n"
+    )
+    session, out = spawn([sys.executable, "-c", script], rows=24, cols=80)
+    await out.until(b"size 24 80 0 0")
+    session.resize(50, 132, 1320, 1000)
+    await out.until(b"size 50 132 1320 1000")
+    assert (await session.wait()).code == 0
+
+
+async def test_raw_mode_output_is_byte_exact() -> None:
+    session, out = spawn(
+        [sys.executable, "-c", "import os; os.write(1, bytes(range(256)) + b'\\n')"], raw=True
+    )
+    assert (await session.wait()).code == 0
+    assert bytes(out.data) == bytes(range(256)) + b"\n"
+
+
+async def test_raw_mode_keeps_the_pty_as_controlling_terminal() -> None:
+    session, out = spawn(["sh", "-c", "test -t 1 && tty </dev/tty && exit 5"], raw=True)
+    status = await session.wait()
+    assert status.code == 5, out.data
+    assert out.data == b"/dev/tty\n"  # opening /dev/tty works only with a ctty
+
+
+async def test_raw_mode_is_byte_exact_and_eof_ends_input() -> None:
+    payload = bytes(range(256)) * 64 + b"\r\n\n\x04\x03\x1a\x7f"
+    session, out = spawn(["cat"], raw=True)
+    session.write(payload)
+    session.send_eof()
+    status = await session.wait()
+    assert status.code == 0
+    assert bytes(out.data) == payload
+
+
+async def test_eof_in_cooked_mode() -> None:
+    session, out = spawn(["sh", "-c", "stty -echo; echo go; wc -c"])
+    await out.until(b"go")
+    session.write(b"abc\n")
+    session.send_eof()
+    status = await session.wait()
+    assert status.code == 0
+    assert out.data.split()[-1] == b"4"
+
+
+async def test_signal_goes_to_foreground_group() -> None:
+    session, out = spawn(["sh", "-c", "echo ready; exec sleep 100"])
+    await out.until(b"ready")
+    # exec replaced sh; the foreground group is the session's own group
+    assert session.foreground_pgrp() == session.pid
+    session.send_signal(signal.SIGINT)
+    status = await session.wait()
+    assert status.signal == "INT"
+
+
+async def test_ctrl_c_byte_interrupts() -> None:
+    session, out = spawn(["sh", "-c", "echo ready; exec sleep 100"])
+    await out.until(b"ready")
+    session.write(b"\x03")
+    status = await session.wait()
+    assert status.signal == "INT"
+
+
+async def test_bulk_output_drained_before_exit_status() -> None:
+    session, out = spawn(["sh", "-c", "head -c 3000000 /dev/zero | tr '\\0' x; exit 7"], raw=True)
+    status = await session.wait()
+    assert status.code == 7
+    assert out.out_at_exit == 3_000_000 == len(out.data) == session.bytes_out
+    assert out.data.count(b"x") == 3_000_000
+
+
+async def test_pause_blocks_the_child_and_resume_completes() -> None:
+    session, out = spawn(["sh", "-c", "head -c 2000000 /dev/zero; echo; echo end"], raw=True)
+    session.pause_reading()
+    for _ in range(20):
+        await asyncio.sleep(0.01)
+    # the kernel buffers at most a few tens of KiB, then the child blocks
+    assert len(out.data) < 1_000_000
+    assert session.status is None
+    session.resume_reading()
+    status = await session.wait()
+    assert status.code == 0
+    assert len(out.data) == 2_000_000 + len(b"\nend\n")
+
+
+async def test_drain_stops_after_timeout_when_a_background_job_holds_the_pty() -> None:
+    session, out = spawn(["sh", "-c", "sleep 30 & echo bye"], drain_timeout=0.2, raw=True)
+    status = await session.wait()
+    assert status.code == 0
+    assert b"bye" in out.data
+
+
+async def test_hangup_sends_sighup_and_reaps() -> None:
+    session, out = spawn(["sh", "-c", "echo ready; exec sleep 100"])
+    await out.until(b"ready")
+    session.hangup()
+    status = await session.wait()
+    assert status.signal == "HUP"
+    with pytest.raises(ChildProcessError):
+        os.waitpid(session.pid or -1, os.WNOHANG)
+
+
+async def test_spawn_failure_raises_and_leaks_nothing() -> None:
+    before = len(os.listdir("/proc/self/fd"))
+    with pytest.raises(OSError):
+        spawn(["/nonexistent/program"])
+    assert len(os.listdir("/proc/self/fd")) == before
+
+
+async def test_input_larger_than_the_pty_buffer() -> None:
+    payload = os.urandom(300_000)
+    session, out = spawn(["cat"], raw=True)
+    session.write(payload)
+    session.send_eof()
+    await session.wait()
+    assert bytes(out.data) == payload
+    assert session.bytes_in == len(payload)
