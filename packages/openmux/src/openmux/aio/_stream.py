@@ -70,6 +70,9 @@ class StreamProtocol(asyncio.Protocol):
         if self.transport is not None:
             self.transport.close()
 
+    def get_write_buffer_size(self) -> int:
+        return self.transport.get_write_buffer_size() if self.transport is not None else 0
+
     def pause_reading(self) -> None:
         if self.transport is not None and not self.transport.is_closing():
             self.transport.pause_reading()

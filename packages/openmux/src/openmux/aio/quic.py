@@ -9,6 +9,11 @@ import datetime
 import ipaddress
 import os
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from aioquic.quic.configuration import QuicConfiguration
+    from aioquic.quic.connection import QuicConnection
 
 DEFAULT_PORT = 4433
 
@@ -70,3 +75,28 @@ def write_self_signed_certificate(
     with os.fdopen(fd, "wb") as fp:
         fp.write(key_pem)
     return certfile, keyfile
+
+
+ALPN = ("openmux/0.1", "xumux/0.1")
+MAX_DATAGRAM_FRAME_SIZE = 65536
+
+
+def quic_configuration(
+    *, is_client: bool, alpn: Sequence[str] = ALPN, datagrams: bool = True
+) -> QuicConfiguration:
+    """The aioquic settings OpenMux uses (also used by the bare benchmark)."""
+    from aioquic.quic.configuration import QuicConfiguration
+
+    return QuicConfiguration(
+        is_client=is_client,
+        alpn_protocols=list(alpn),
+        max_datagram_frame_size=MAX_DATAGRAM_FRAME_SIZE if datagrams else None,
+    )
+
+
+def stream_buffered(quic: QuicConnection, stream_id: int) -> int:
+    """Bytes written to a stream and not yet acknowledged by the peer."""
+    stream = quic._streams.get(stream_id)
+    if stream is None:
+        return 0
+    return len(stream.sender._buffer)

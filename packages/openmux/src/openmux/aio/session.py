@@ -32,7 +32,8 @@ their own modules) -- the whole contract is this:
    it with ``session.connection.channels[frame[0]]`` (channel 0 = control).
    Channels appear/disappear before their first/after their last frame:
    the optional sink methods ``channel_opened(core_channel)`` and
-   ``channel_closed(core_channel)`` are called at those moments.
+   ``channel_closed(core_channel)`` are called at those moments. Optional
+   ``get_write_buffer_size()`` lets `Session.write_buffer_size()` report.
 5. Back-pressure, outgoing: when the transport's buffer goes over its
    high-water mark call ``session.pause_writing()``; when it drains below
    the low-water mark call ``session.resume_writing()`` (asyncio Protocols
@@ -389,6 +390,17 @@ class Session:
     @property
     def is_open(self) -> bool:
         return self.connection.state is State.OPEN
+
+    @property
+    def writing_paused(self) -> bool:
+        """True while the transport is over its high-water mark (sends wait)."""
+        return self._write_paused
+
+    def write_buffer_size(self) -> int | None:
+        """Bytes waiting in the transport's buffer, if the sink can tell
+        (optional sink method `get_write_buffer_size()`)."""
+        size = getattr(self.sink, "get_write_buffer_size", None)
+        return None if size is None else int(size())
 
     @property
     def rtt(self) -> float | None:

@@ -100,6 +100,10 @@ class _ChildProcessProtocol(asyncio.SubprocessProtocol):
         if stdin is not None and not stdin.is_closing():
             stdin.writelines(frames)
 
+    def get_write_buffer_size(self) -> int:
+        stdin = self._stdin()
+        return stdin.get_write_buffer_size() if stdin is not None else 0
+
     def close(self) -> None:
         """Close the child's stdin (its EOF); kill it if it lingers."""
         stdin = self._stdin()
@@ -219,6 +223,9 @@ class _ChildSideProtocol(StreamProtocol):
     def write_frames(self, frames: list[bytes]) -> None:
         if self.writer is not None and not self.writer.is_closing():
             self.writer.writelines(frames)
+
+    def get_write_buffer_size(self) -> int:
+        return self.writer.get_write_buffer_size() if self.writer is not None else 0
 
     def close(self) -> None:
         if self.writer is not None:

@@ -101,6 +101,9 @@ class WebSocketSink:
             code = 1001 if going_away else 1000
             self._close_task = asyncio.get_running_loop().create_task(self.ws.close(code))
 
+    def get_write_buffer_size(self) -> int:
+        return self.ws.transport.get_write_buffer_size()
+
     def pause_reading(self) -> None:
         self._reading.clear()
 
