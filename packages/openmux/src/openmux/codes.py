@@ -1,8 +1,8 @@
 """OpenMux numbers: close/error codes, control message types, frame flags.
 
 Kept in one module so that the codec, the connection and the docs quote the
-same values (docs/protocol/openmux.md is generated from nothing: keep it in step
-by hand when this file changes).
+same values (docs/protocol/openmux.md quotes them by hand: keep it in step when
+this file changes).
 """
 
 from __future__ import annotations
@@ -22,6 +22,15 @@ HEADER_SIZE = 6
 EXTENDED_HEADER_SIZE = 8
 MAX_STANDARD_LENGTH = 0xFFFF
 MAX_EXTENDED_LENGTH = 0xFFFFFFFF
+
+DEFAULT_MESSAGE_SIZE = 65535
+"""maxMessageSize when HELLO/WELCOME leave it out, and the frame limit that
+applies before the handshake has negotiated one."""
+
+MIN_MESSAGE_SIZE = 64
+"""House floor for a non-zero maxMessageSize: below it PING/PONG and the
+smallest control messages could not be sent unfragmented, so a peer's smaller
+value is raised to this and a local one is refused."""
 
 
 class Flags(IntFlag):

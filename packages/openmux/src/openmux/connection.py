@@ -10,23 +10,29 @@ A misbehaving peer never makes a `receive_*` call raise: the connection answers
 on the wire (ERROR, CHANNEL_REJECT or CLOSE, as OPENMUX.md says), records the
 cause in `close_code`/`close_reason`, and reports `ConnectionTerminated` once
 the transport should be closed. Only local misuse raises (`LocalProtocolError`).
+docs/protocol/openmux.md maps every rule of the spec to the method below that
+enforces it.
 """
 
 from __future__ import annotations
 
 import enum
 import json
+import math
 import struct
 from collections.abc import Callable, Mapping
-from typing import Any, Literal
+from typing import Any, Literal, TypeGuard
 
 from ._types import Buffer
 from .channels import Channel, ChannelSpec
 from .codes import (
     CONTROL_CHANNEL,
+    DEFAULT_MESSAGE_SIZE,
     EXTENSION_TYPES,
     MAGIC,
     MAX_CHANNEL_ID,
+    MAX_EXTENDED_LENGTH,
+    MIN_MESSAGE_SIZE,
     CloseCode,
     ControlType,
     Flags,
@@ -82,16 +88,26 @@ def _negotiate_size(a: int, b: int) -> int:
     return min(a, b)
 
 
-def _is_int(value: object) -> bool:
+def _peer_size(value: int) -> int:
+    """A peer's maxMessageSize, raised to the House floor (0 stays unlimited)."""
+    return value if value == 0 else max(value, MIN_MESSAGE_SIZE)
+
+
+def _is_int(value: object) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
+def _is_number(value: object) -> TypeGuard[int | float]:
+    return (
+        isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+        and value >= 0
+    )
+
+
 def _parse_version(value: object) -> tuple[int, int, int] | None:
-    if (
-        isinstance(value, list)
-        and len(value) == 3
-        and all(_is_int(v) and v >= 0 for v in value)
-    ):
+    if isinstance(value, list) and len(value) == 3 and all(_is_int(v) and v >= 0 for v in value):
         return (value[0], value[1], value[2])
     return None
 
@@ -116,17 +132,35 @@ def _spec_from_json(obj: Mapping[str, Any]) -> ChannelSpec | None:
     )
 
 
-def _version_str(v: tuple[int, int, int] | list[int]) -> str:
+def _version_str(v: tuple[int, int, int]) -> str:
     return ".".join(str(x) for x in v)
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _decode_json(payload: bytes) -> dict[str, Any] | None:
+    """A control payload as a JSON object, or None.
+
+    Strict UTF-8 (json.loads would sniff UTF-16/32), no NaN/Infinity, and a
+    hostile nesting depth is a malformed message rather than a RecursionError.
+    """
+    try:
+        body = json.loads(payload.decode("utf-8"), parse_constant=_reject_constant)
+    except (ValueError, RecursionError):
+        return None
+    return body if isinstance(body, dict) else None
 
 
 class Connection:
     """One side of an OpenMux connection.
 
-    `mode="stream"` for byte streams (TCP, TLS, stdio, QUIC streams): the
-    client writes the `OMUX` magic first and frames may arrive split anyhow.
-    `mode="message"` for WebSocket, DataChannels and datagrams: each message
-    given to `receive_message` must be exactly one frame.
+    `mode="stream"` for byte streams (TCP, TLS, stdio): the client writes the
+    `OMUX` magic first and frames may arrive split anyhow. `mode="message"` for
+    WebSocket, DataChannels and QUIC (a transport that parses QUIC streams
+    itself hands over one frame at a time): each message given to
+    `receive_message` must be exactly one frame.
     """
 
     def __init__(self, config: Config, mode: Mode = "stream") -> None:
@@ -154,27 +188,34 @@ class Connection:
         self.hello: Mapping[str, Any] | None = None
 
         self._out: list[bytes] = []
-        self._reader = FrameReader(config.max_message_size, config.max_reassembly)
+        # Until negotiation the peer cannot know our limit: accept what the
+        # spec's default (65535) allows, or more if we announce more.
+        early = config.max_message_size and max(config.max_message_size, DEFAULT_MESSAGE_SIZE)
+        self._reader = FrameReader(early, config.max_reassembly)
         self._stream_start = mode == "stream"  # still looking for the magic
         self._start_buffer = b""
         self._peer_sent_magic = False
         self._magic_pending = False
+        self._pending_termination = False
         self._epoch = 0.0
         self._hello_deadline: float | None = None
         self._close_deadline: float | None = None
         self._last_rx = 0.0
         self._ping_sent_at: float | None = None
-        self._ping_deadline: float | None = None
         self._names: dict[str, int] = {}
         self._requested: dict[str, ChannelSpec] = {c.name: c for c in config.channels}
         self._next_request_id = 1
+        self._next_id = 1  # where the cyclic id search starts (server)
         # our OPEN_CHANNELs awaiting an answer: requestId -> (spec, id reserved by a server)
         self._outgoing: dict[int, tuple[ChannelSpec, int | None]] = {}
-        # the peer's OPEN_CHANNELs deferred by the policy: requestId -> (spec, id from a server)
-        self._incoming: dict[int, tuple[ChannelSpec, int | None]] = {}
+        # the peer's OPEN_CHANNELs deferred by the policy: requestId -> (spec, reserved id)
+        self._incoming: dict[int, tuple[ChannelSpec, int]] = {}
         self._pending_names: set[str] = set()
         self._reserved_ids: set[int] = set()
+        # channel id -> (type, fragments so far, their total size)
         self._reassembly: dict[int, tuple[int, list[bytes], int]] = {}
+        self._reassembly_bytes = 0
+        self._unknown_reported: set[int] = set()
 
     # ------------------------------------------------------------------ I/O
 
@@ -227,25 +268,27 @@ class Connection:
         """Feed bytes from a byte-stream transport; returns the events they caused."""
         if self.state is State.CLOSED:
             return []
+        self._check_initiated()
         self._last_rx = now
         if self._stream_start:
             data = self._consume_magic(bytes(data))
-            if self._stream_start or self.state is State.CLOSED:
+            if self._stream_start or self._closed():
                 return self._terminated_if_closed([])
         frames = self._reader.feed(data)
         events: list[Event] = []
         for frame in frames:
             self._handle_frame(frame, now, events)
-            if self.state is State.CLOSED:
+            if self._closed():
                 return events
         if self._reader.error is not None:
             self._fail(self._reader.error, now)
-        return self._terminated_if_closed(events)
+        return events
 
     def receive_message(self, message: Buffer, now: float) -> list[Event]:
         """Feed one transport message, which must hold exactly one frame."""
         if self.state is State.CLOSED:
             return []
+        self._check_initiated()
         self._last_rx = now
         events: list[Event] = []
         try:
@@ -269,40 +312,37 @@ class Connection:
 
     def get_timer(self) -> float | None:
         """When `handle_timer` must next be called, or None."""
-        if self.state is State.CLOSED:
-            return None
-        if self.state is State.CLOSING:
+        state = self.state
+        if state is State.CLOSING:
             return self._close_deadline
-        if self.state is State.AWAIT_HELLO:
+        if state is State.AWAIT_HELLO:
             return self._hello_deadline
-        if self.state is State.OPEN and self.ping_interval > 0:
-            if self._ping_deadline is not None:
-                return self._ping_deadline
-            return self._last_rx + self.ping_interval
+        if state is State.OPEN:
+            deadline = self._liveness_deadline()
+            if deadline is not None:
+                return deadline
+            if self.ping_interval > 0:
+                return self._last_rx + self.ping_interval
         return None
 
     def handle_timer(self, now: float) -> list[Event]:
-        events: list[Event] = []
-        if self.state is State.CLOSING:
+        """Act on whatever timer is due at `now`; early calls do nothing."""
+        state = self.state
+        if state is State.CLOSING:
             if self._close_deadline is not None and now >= self._close_deadline:
                 return self._finish(now, by_peer=False)
-        elif self.state is State.AWAIT_HELLO:
+        elif state is State.AWAIT_HELLO:
             if self._hello_deadline is not None and now >= self._hello_deadline:
                 self.close(CloseCode.HELLO_TIMEOUT, "no HELLO received", now)
-        elif self.state is State.OPEN and self.ping_interval > 0:
-            if self._ping_deadline is not None:
-                if now >= self._ping_deadline:
-                    assert self._ping_sent_at is not None
-                    if self._last_rx > self._ping_sent_at:
-                        # The peer is talking, its PONG is queued behind data.
-                        self._ping_deadline = self._last_rx + self.ping_timeout
-                    else:
-                        self.close(CloseCode.GOING_AWAY, "ping timeout", now)
-                        self.close_code = CloseCode.GOING_AWAY
-                        return self._finish(now, by_peer=False)
-            elif now >= self._last_rx + self.ping_interval:
+        elif state is State.OPEN:
+            deadline = self._liveness_deadline()
+            if deadline is not None:
+                if now >= deadline:
+                    self.close(CloseCode.GOING_AWAY, "ping timeout", now)
+                    return self._finish(now, by_peer=False)
+            elif self.ping_interval > 0 and now >= self._last_rx + self.ping_interval:
                 self.ping(now)
-        return events
+        return []
 
     # ------------------------------------------------------------- commands
 
@@ -329,6 +369,10 @@ class Connection:
                 )
             self._queue_fragments(channel_id, type_, memoryview(data), limit)
             return
+        if size > MAX_EXTENDED_LENGTH:
+            raise LocalProtocolError(
+                f"{size}-byte message does not fit one frame", CloseCode.MESSAGE_TOO_LARGE
+            )
         self._queue(encode_header(channel_id, type_, size) + data)
 
     def open_channel(
@@ -342,63 +386,63 @@ class Connection:
         metadata: Mapping[str, Any] | None = None,
     ) -> int:
         """Ask for a channel; returns the requestId. `ChannelOpened` or
-        `ChannelRejected` follows."""
+        `ChannelRejected` follows.
+
+        The server is the only allocator of ids (House): a server reserves the
+        id now and puts it in OPEN_CHANNEL; a client learns it from CHANNEL_ACK.
+        """
         self._check_open()
         spec = (
             name
             if isinstance(name, ChannelSpec)
-            else ChannelSpec(name, reliable, ordered, max_retransmits, max_packet_lifetime,
-                             metadata)
+            else ChannelSpec(
+                name, reliable, ordered, max_retransmits, max_packet_lifetime, metadata
+            )
         )
         if not spec.name:
             raise LocalProtocolError("a channel needs a name")
         if spec.name in self._names or spec.name in self._pending_names:
             raise LocalProtocolError(f"channel {spec.name!r} is already open or requested")
         request_id = self._next_request_id
-        self._next_request_id += 1
         body = {"requestId": request_id, **spec.to_json()}
         channel_id: int | None = None
         if not self.is_client:
-            channel_id = self._allocate_id()
+            channel_id = self._find_free_id()
             if channel_id is None:
                 raise LocalProtocolError("no free channel id", CloseCode.CHANNEL_FULL)
+            self._claim_id(channel_id)
             self._reserved_ids.add(channel_id)
             body["id"] = channel_id
+        self._next_request_id += 1
         self._outgoing[request_id] = (spec, channel_id)
         self._pending_names.add(spec.name)
         self._send_control(ControlType.OPEN_CHANNEL, body)
         return request_id
 
     def accept_channel(self, request_id: int) -> Channel:
-        """Accept a request the policy deferred (see `ChannelRequested`)."""
+        """Accept a request the policy deferred (see `ChannelRequested`).
+
+        Its id was reserved when the request arrived, so this cannot fail
+        for want of a free id.
+        """
         self._check_open()
         try:
             spec, channel_id = self._incoming.pop(request_id)
         except KeyError:
             raise LocalProtocolError(f"no deferred channel request {request_id}") from None
         self._pending_names.discard(spec.name)
-        if channel_id is None:
-            channel_id = self._allocate_id()
-            if channel_id is None:
-                self._send_control(
-                    ControlType.CHANNEL_REJECT,
-                    {"requestId": request_id, "code": CloseCode.CHANNEL_FULL,
-                     "reason": "no free channel id"},
-                )
-                raise LocalProtocolError("no free channel id", CloseCode.CHANNEL_FULL)
-        else:
-            self._reserved_ids.discard(channel_id)
+        self._reserved_ids.discard(channel_id)
         return self._ack_incoming(request_id, spec, channel_id)
 
     def reject_channel(self, request_id: int, code: int, reason: str = "") -> None:
+        """Refuse a request the policy deferred; any integer code is allowed."""
         self._check_open()
         try:
             spec, channel_id = self._incoming.pop(request_id)
         except KeyError:
             raise LocalProtocolError(f"no deferred channel request {request_id}") from None
         self._pending_names.discard(spec.name)
-        if channel_id is not None:
-            self._reserved_ids.discard(channel_id)
+        self._reserved_ids.discard(channel_id)
         self._reject(request_id, code, reason)
 
     def close_channel(self, channel_id: int, reason: str = "") -> Channel:
@@ -408,10 +452,13 @@ class Connection:
             raise LocalProtocolError("channel 0 cannot be closed")
         channel = self.channels.pop(channel_id, None)
         if channel is None:
-            raise LocalProtocolError(f"channel {channel_id} is not open",
-                                     CloseCode.CHANNEL_NOT_FOUND)
+            raise LocalProtocolError(
+                f"channel {channel_id} is not open", CloseCode.CHANNEL_NOT_FOUND
+            )
         del self._names[channel.name]
-        self._reassembly.pop(channel_id, None)
+        self._drop_reassembly(channel_id)
+        # The peer's frames already in flight are expected: don't report them.
+        self._unknown_reported.add(channel_id)
         body: dict[str, Any] = {"id": channel_id}
         if reason:
             body["reason"] = reason
@@ -422,9 +469,8 @@ class Connection:
         """Send a PING now; a `PongReceived` event carries the RTT."""
         self._check_open()
         self._queue(encode_header(0, ControlType.PING, 4) + _U32.pack(self._timestamp(now)))
-        if self._ping_sent_at is None or self._ping_deadline is None:
+        if self._ping_sent_at is None:
             self._ping_sent_at = now
-            self._ping_deadline = now + self.ping_timeout
 
     def send_error(self, code: int, reason: str = "", channel: int | None = None) -> None:
         """Send an informational ERROR."""
@@ -437,14 +483,17 @@ class Connection:
         self._send_control(ControlType.ERROR, body)
 
     def close(self, code: int = CloseCode.NORMAL, reason: str = "", now: float = 0.0) -> None:
-        """Start the close handshake. Idempotent once CLOSE was sent."""
+        """Start the close handshake. Idempotent once CLOSE was sent.
+
+        The peer's answering CLOSE (or `close_timeout`, see `handle_timer`)
+        ends it with `ConnectionTerminated`.
+        """
         if self.state in (State.CLOSING, State.CLOSED):
             return
+        self.close_code, self.close_reason = int(code), reason
         if self.state is State.IDLE:
             self.state = State.CLOSED
-            self.close_code, self.close_reason = code, reason
             return
-        self.close_code, self.close_reason = int(code), reason
         body: dict[str, Any] = {"code": int(code)}
         if reason:
             body["reason"] = reason
@@ -453,6 +502,14 @@ class Connection:
         self._close_deadline = now + self.config.close_timeout
 
     # ------------------------------------------------------------ internals
+
+    def _closed(self) -> bool:
+        # A method, not an inline test: mypy narrows `self.state` across calls.
+        return self.state is State.CLOSED
+
+    def _check_initiated(self) -> None:
+        if self.state is State.IDLE:
+            raise LocalProtocolError("call initiate() before feeding data")
 
     def _check_open(self, allow_handshake: bool = False) -> None:
         if self.state is State.OPEN:
@@ -466,8 +523,19 @@ class Connection:
     def _timestamp(self, now: float) -> int:
         return int((now - self._epoch) * 1000) & 0xFFFFFFFF
 
+    def _liveness_deadline(self) -> float | None:
+        """Lenient keepalive (House): with a PING outstanding the peer is dead
+        only when nothing at all (PONG or any other byte) arrived for
+        pingTimeout, because a busy peer's PONG may queue behind its data."""
+        if self._ping_sent_at is None:
+            return None
+        return max(self._ping_sent_at, self._last_rx) + self.ping_timeout
+
     def _frame_limit(self) -> int:
-        return self._reader.limit if self._reader.limit else self.config.max_reassembly
+        """Largest single frame accepted: negotiated size, capped by max_reassembly."""
+        limit = self._reader.limit
+        hard = self.config.max_reassembly
+        return limit if limit and limit < hard else hard
 
     def _queue(self, frame: bytes) -> None:
         if self._magic_pending:
@@ -523,38 +591,49 @@ class Connection:
         self._out.clear()
         self._pending_termination = True
 
-    _pending_termination = False
-
     def _terminated_if_closed(self, events: list[Event]) -> list[Event]:
         if self._pending_termination:
             self._pending_termination = False
-            events.append(ConnectionTerminated(self.close_code or CloseCode.PROTOCOL_ERROR,
-                                               self.close_reason, by_peer=False))
+            code = self.close_code if self.close_code is not None else CloseCode.PROTOCOL_ERROR
+            events.append(ConnectionTerminated(code, self.close_reason, by_peer=False))
         return events
 
     def _fail(self, exc: ProtocolError, now: float) -> None:
         """Answer a fatal protocol error: ERROR (for 4005) then CLOSE."""
         if self.state in (State.CLOSING, State.CLOSED):
             return
-        if isinstance(exc, MessageTooLarge) and self.state is not State.IDLE:
+        if isinstance(exc, MessageTooLarge):
             self.send_error(exc.code, exc.reason)
         self.close(exc.code, exc.reason, now)
 
     def _finish(self, now: float, by_peer: bool) -> list[Event]:
         self.state = State.CLOSED
         self._close_deadline = None
+        self._hello_deadline = None
+        self._ping_sent_at = None
+        self._reassembly.clear()
+        self._reassembly_bytes = 0
         code = self.close_code if self.close_code is not None else CloseCode.NORMAL
         return [ConnectionTerminated(code, self.close_reason, by_peer=by_peer)]
 
-    def _allocate_id(self) -> int | None:
-        for candidate in range(1, MAX_CHANNEL_ID + 1):
+    def _find_free_id(self) -> int | None:
+        """Cyclic search from just after the last id handed out, so a freshly
+        closed id is reused last and a frame still in flight on it is less
+        likely to land on a new channel."""
+        candidate = self._next_id
+        for _ in range(MAX_CHANNEL_ID):
             if candidate not in self.channels and candidate not in self._reserved_ids:
                 return candidate
+            candidate = candidate % MAX_CHANNEL_ID + 1
         return None
+
+    def _claim_id(self, channel_id: int) -> None:
+        self._next_id = channel_id % MAX_CHANNEL_ID + 1
 
     def _open(self, channel: Channel) -> None:
         self.channels[channel.id] = channel
         self._names[channel.name] = channel.id
+        self._unknown_reported.discard(channel.id)
 
     def _channel_entry(self, channel: Channel, body: dict[str, Any]) -> dict[str, Any]:
         if self.describe_channel is not None:
@@ -576,47 +655,75 @@ class Connection:
         self._send_control(ControlType.CHANNEL_ACK, body)
         return channel
 
+    def _drop_reassembly(self, channel_id: int) -> None:
+        current = self._reassembly.pop(channel_id, None)
+        if current is not None:
+            self._reassembly_bytes -= current[2]
+
     # ---------------------------------------------------------- frame input
 
     def _handle_frame(self, frame: RawFrame, now: float, events: list[Event]) -> None:
         channel_id, type_, flags, payload = frame
         state = self.state
-        if state is State.OPEN and channel_id != CONTROL_CHANNEL:
-            channel = self.channels.get(channel_id)
-            if channel is None:
-                self.send_error(
-                    CloseCode.CHANNEL_NOT_FOUND, f"channel {channel_id} is not open", channel_id
-                )
-                return
-            if flags or channel_id in self._reassembly:
-                message = self._reassemble(channel, type_, flags, payload, now)
-                if message is None:
-                    return
-                payload = message
-            events.append(MessageReceived(channel_id, type_, payload))
-            return
-        if state is State.CLOSING:
-            # After our CLOSE only the peer's CLOSE matters.
-            if channel_id == CONTROL_CHANNEL and type_ == ControlType.CLOSE and not flags:
-                events.extend(self._finish(now, by_peer=False))
-            return
         if channel_id != CONTROL_CHANNEL:
-            self._fail(ProtocolError(f"frame on channel {channel_id} before the handshake"), now)
+            if state is State.OPEN:
+                channel = self.channels.get(channel_id)
+                if channel is None:
+                    self._on_unknown_channel(channel_id)
+                    return
+                if flags or channel_id in self._reassembly:
+                    message = self._reassemble(channel, type_, flags, payload, now)
+                    if message is None:
+                        return
+                    payload = message
+                events.append(MessageReceived(channel_id, type_, payload))
+            elif state is not State.CLOSING:  # after our CLOSE, app frames are dropped
+                self._fail(
+                    ProtocolError(f"frame on channel {channel_id} before the handshake"), now
+                )
             return
         if flags or CONTROL_CHANNEL in self._reassembly:
             message = self._reassemble(None, type_, flags, payload, now)
             if message is None:
                 return
             payload = message
+        if state is State.CLOSING:
+            # After our CLOSE only the peer's CLOSE matters (House §5.7).
+            if type_ == ControlType.CLOSE:
+                events.extend(self._finish(now, by_peer=False))
+            return
+        if len(payload) > self.config.max_control_message:
+            self._fail(
+                MessageTooLarge(
+                    f"{len(payload)}-byte control message, limit is "
+                    f"{self.config.max_control_message}"
+                ),
+                now,
+            )
+            return
         self._handle_control(type_, payload, now, events)
+
+    def _on_unknown_channel(self, channel_id: int) -> None:
+        """ERROR 4003, once per id until it is opened again: frames in flight
+        after a CLOSE_CHANNEL are normal, and one report per frame would let a
+        peer make us send an ERROR for every 6 bytes it sends."""
+        if channel_id in self._unknown_reported:
+            return
+        self._unknown_reported.add(channel_id)
+        self.send_error(
+            CloseCode.CHANNEL_NOT_FOUND, f"channel {channel_id} is not open", channel_id
+        )
 
     def _reassemble(
         self, channel: Channel | None, type_: int, flags: int, payload: bytes, now: float
     ) -> bytes | None:
+        """Fragments of one message, contiguous on their channel (§1, House §5.2)."""
         channel_id = channel.id if channel is not None else CONTROL_CHANNEL
         if channel is not None and not channel.fragmentable and flags:
             self._fail(
-                ProtocolError(f"FRAGMENT on channel {channel.name!r}, which is not reliable+ordered"),
+                ProtocolError(
+                    f"FRAGMENT on channel {channel.name!r}, which is not reliable+ordered"
+                ),
                 now,
             )
             return None
@@ -626,43 +733,32 @@ class Connection:
                 return payload
             current = (type_, [], 0)
         elif not flags & _FRAGMENT or current[0] != type_:
+            self._drop_reassembly(channel_id)
             self._fail(
                 ProtocolError(f"a new message started on channel {channel_id} before FRAGMENT_END"),
                 now,
             )
             return None
         first_type, parts, size = current
-        size += len(payload)
         limit = self.config.max_reassembly
         if channel_id == CONTROL_CHANNEL:
             limit = min(limit, self.config.max_control_message)
-        if size > limit:
-            self._reassembly.pop(channel_id, None)
+        total = self._reassembly_bytes + len(payload)
+        if size + len(payload) > limit or total > self.config.max_reassembly_total:
+            self._drop_reassembly(channel_id)
             self._fail(MessageTooLarge(f"reassembled message exceeds {limit} bytes"), now)
             return None
         parts.append(payload)
         if flags & _FRAGMENT_END:
-            del self._reassembly[channel_id]
+            self._drop_reassembly(channel_id)
             return b"".join(parts)
-        self._reassembly[channel_id] = (first_type, parts, size)
+        self._reassembly[channel_id] = (first_type, parts, size + len(payload))
+        self._reassembly_bytes = total
         return None
 
     def _handle_control(self, type_: int, payload: bytes, now: float, events: list[Event]) -> None:
-        state = self.state
-        if state is not State.OPEN:
-            expected = ControlType.WELCOME if self.is_client else ControlType.HELLO
-            if type_ == ControlType.CLOSE:
-                self._on_close(payload, now, events)
-            elif type_ == expected:
-                if self.is_client:
-                    self._on_welcome(payload, now, events)
-                else:
-                    self._on_hello(payload, now, events)
-            else:
-                self._fail(
-                    ProtocolError(f"control type {type_:#04x} before the handshake completed"),
-                    now,
-                )
+        if self.state is not State.OPEN:
+            self._handle_handshake_control(type_, payload, now, events)
             return
         if type_ == ControlType.PING:
             if len(payload) != 4:
@@ -681,11 +777,11 @@ class Connection:
             rtt = ((self._timestamp(now) - echo) & 0xFFFFFFFF) / 1000.0
             self.rtt = rtt
             self._ping_sent_at = None
-            self._ping_deadline = None
             events.append(PongReceived(rtt))
             return
         if type_ in (ControlType.HELLO, ControlType.WELCOME):
-            self._fail(ProtocolError(f"a second {ControlType(type_).name}"), now)
+            name = ControlType(type_).name
+            self._fail(ProtocolError(f"{name} after the handshake"), now)
             return
         if type_ == ControlType.CLOSE:
             self._on_close(payload, now, events)
@@ -700,29 +796,43 @@ class Connection:
                 CloseCode.UNSUPPORTED, f"control type {type_:#04x} needs a negotiated extension"
             )
             return
-        body = self._decode_json(payload)
+        body = _decode_json(payload)
         if body is None:
             if type_ != ControlType.ERROR:  # never answer a broken ERROR with an ERROR
-                self.send_error(CloseCode.INVALID_MESSAGE,
-                                f"control type {type_:#04x}: payload is not a JSON object")
+                self.send_error(
+                    CloseCode.INVALID_MESSAGE,
+                    f"control type {type_:#04x}: payload is not a JSON object",
+                )
             return
         if handler is None:
             events.append(ExtensionMessage(type_, body))
             return
         handler(self, body, now, events)
 
-    @staticmethod
-    def _decode_json(payload: bytes) -> dict[str, Any] | None:
-        try:
-            body = json.loads(payload)
-        except (ValueError, UnicodeDecodeError):
-            return None
-        return body if isinstance(body, dict) else None
+    def _handle_handshake_control(
+        self, type_: int, payload: bytes, now: float, events: list[Event]
+    ) -> None:
+        """Before WELCOME only HELLO (server) / WELCOME (client), CLOSE and ERROR
+        are allowed (§1; House §5.3 lets ERROR precede a CLOSE)."""
+        if type_ == ControlType.CLOSE:
+            self._on_close(payload, now, events)
+        elif type_ == ControlType.ERROR:
+            body = _decode_json(payload)
+            if body is not None:
+                self._on_error(body, now, events)
+        elif self.is_client and type_ == ControlType.WELCOME:
+            self._on_welcome(payload, now, events)
+        elif not self.is_client and type_ == ControlType.HELLO:
+            self._on_hello(payload, now, events)
+        else:
+            self._fail(
+                ProtocolError(f"control type {type_:#04x} before the handshake completed"), now
+            )
 
     # ------------------------------------------------------------ handshake
 
     def _on_hello(self, payload: bytes, now: float, events: list[Event]) -> None:
-        body = self._decode_json(payload)
+        body = _decode_json(payload)
         if body is None:
             self._fail(ProtocolError("HELLO is not a JSON object", CloseCode.INVALID_MESSAGE), now)
             return
@@ -741,39 +851,36 @@ class Connection:
                 now,
             )
             return
-        raw_channels = body.get("channels", [])
-        max_size = body.get("maxMessageSize", 65535)
+        raw_channels = body.get("channels")
+        if raw_channels is None:
+            raw_channels = []
+        max_size = body.get("maxMessageSize", DEFAULT_MESSAGE_SIZE)
         if not isinstance(raw_channels, list) or not _is_int(max_size) or max_size < 0:
             self._fail(ProtocolError("HELLO has a malformed field", CloseCode.INVALID_MESSAGE), now)
             return
         specs: list[ChannelSpec] = []
         for entry in raw_channels:
-            if isinstance(entry, str) or (isinstance(entry, dict) and entry.get("name") == "control"):
+            if isinstance(entry, str) or (
+                isinstance(entry, dict) and entry.get("name") == "control"
+            ):
                 continue  # tolerant receive (§2)
             spec = _spec_from_json(entry) if isinstance(entry, dict) else None
             if spec is None:
                 self._fail(
-                    ProtocolError("HELLO channel entry lacks name/reliable/ordered",
-                                  CloseCode.INVALID_MESSAGE),
+                    ProtocolError(
+                        "HELLO channel entry lacks name/reliable/ordered", CloseCode.INVALID_MESSAGE
+                    ),
                     now,
                 )
                 return
             specs.append(spec)
-        auth = body.get("auth")
-        auth_required = self.config.token is not None or self.config.authenticate is not None
-        if auth_required:
-            if auth is not None and (not isinstance(auth, dict) or (
-                    "token" not in auth and self.config.authenticate is None)):
-                self._fail(ProtocolError("auth without a token", CloseCode.AUTH_FAILED), now)
-                return
-            if not self.config.check_token(auth, self.transport_authenticated):
-                self._fail(ProtocolError("authentication failed", CloseCode.AUTH_FAILED), now)
-                return
+        if not self._hello_auth_ok(body.get("auth"), now):
+            return
         self.peer_version = peer_version
         self.version = (ours[0], min(ours[1], peer_version[1]), ours[2])
-        self.max_message_size = _negotiate_size(self.config.max_message_size, max_size)
+        self.max_message_size = _negotiate_size(self.config.max_message_size, _peer_size(max_size))
         self._reader.limit = self.max_message_size
-        peer_ext = body.get("extensions", [])
+        peer_ext = body.get("extensions")
         peer_ext = peer_ext if isinstance(peer_ext, list) else []
         self.extensions = tuple(e for e in self.config.extensions if e in peer_ext)
         application = body.get("application")
@@ -783,10 +890,11 @@ class Connection:
             if spec.name in self._names:
                 continue
             if self.config.channel_policy(spec) is not None:
-                continue
-            channel_id = self._allocate_id()
+                continue  # refused, or DEFER: HELLO cannot wait, so not granted
+            channel_id = self._find_free_id()
             if channel_id is None:
                 break
+            self._claim_id(channel_id)
             channel = Channel.from_spec(channel_id, spec)
             self._open(channel)
             granted.append(channel)
@@ -804,6 +912,22 @@ class Connection:
         events.append(self._handshake_event(application if isinstance(application, str) else None))
         events.extend(ChannelOpened(c, locally_initiated=False) for c in granted)
 
+    def _hello_auth_ok(self, auth: object, now: float) -> bool:
+        """House §2/§5.4/§5.11/§5.14: refusal is CLOSE 4000 and no WELCOME."""
+        if not self.config.auth_required:
+            return True  # a --no-auth server ignores `auth`
+        if auth is not None:
+            if not isinstance(auth, dict):
+                self._fail(ProtocolError("auth is not an object", CloseCode.AUTH_FAILED), now)
+                return False
+            if self.config.authenticate is None and not isinstance(auth.get("token"), str):
+                self._fail(ProtocolError("auth without a token", CloseCode.AUTH_FAILED), now)
+                return False
+        if not self.config.check_token(auth, self.transport_authenticated):
+            self._fail(ProtocolError("authentication failed", CloseCode.AUTH_FAILED), now)
+            return False
+        return True
+
     def _handshake_event(self, application: str | None) -> HandshakeCompleted:
         assert self.peer_version is not None
         return HandshakeCompleted(
@@ -819,7 +943,7 @@ class Connection:
         )
 
     def _on_welcome(self, payload: bytes, now: float, events: list[Event]) -> None:
-        body = self._decode_json(payload)
+        body = _decode_json(payload)
         version = _parse_version(body.get("version")) if body is not None else None
         if body is None or version is None:
             self._fail(ProtocolError("WELCOME is malformed", CloseCode.INVALID_MESSAGE), now)
@@ -835,18 +959,23 @@ class Connection:
                 now,
             )
             return
-        max_size = body.get("maxMessageSize", 65535)
+        max_size = body.get("maxMessageSize", DEFAULT_MESSAGE_SIZE)
         interval = body.get("pingInterval", 30)
         timeout = body.get("pingTimeout", 10)
-        channels = body.get("channels", [])
-        ext = body.get("extensions", [])
-        numbers_ok = all(
-            isinstance(v, int | float) and not isinstance(v, bool) and v >= 0
-            for v in (max_size, interval, timeout)
-        )
-        if not numbers_ok or not isinstance(channels, list) or not isinstance(ext, list):
-            self._fail(ProtocolError("WELCOME has a malformed field", CloseCode.INVALID_MESSAGE),
-                       now)
+        channels = body.get("channels")
+        channels = [] if channels is None else channels
+        ext = body.get("extensions")
+        ext = [] if ext is None else ext
+        if (
+            not (_is_int(max_size) and max_size >= 0)
+            or not _is_number(interval)
+            or not _is_number(timeout)
+            or not isinstance(channels, list)
+            or not isinstance(ext, list)
+        ):
+            self._fail(
+                ProtocolError("WELCOME has a malformed field", CloseCode.INVALID_MESSAGE), now
+            )
             return
         granted: list[Channel] = []
         for entry in channels:
@@ -856,12 +985,16 @@ class Connection:
             spec = self._requested.get(name) if isinstance(name, str) else None
             if spec is None:
                 continue  # not something we asked for
-            if not _is_int(channel_id) or not 1 <= channel_id <= MAX_CHANNEL_ID or (
-                channel_id in self.channels or name in self._names
+            if (
+                not _is_int(channel_id)
+                or not 1 <= channel_id <= MAX_CHANNEL_ID
+                or channel_id in self.channels
+                or spec.name in self._names
             ):
                 self._fail(
-                    ProtocolError(f"WELCOME gives channel {name!r} an invalid id",
-                                  CloseCode.INVALID_MESSAGE),
+                    ProtocolError(
+                        f"WELCOME gives channel {name!r} an invalid id", CloseCode.INVALID_MESSAGE
+                    ),
                     now,
                 )
                 return
@@ -870,7 +1003,7 @@ class Connection:
             granted.append(channel)
         self.peer_version = version
         self.version = version
-        self.max_message_size = _negotiate_size(self.config.max_message_size, int(max_size))
+        self.max_message_size = _negotiate_size(self.config.max_message_size, _peer_size(max_size))
         self._reader.limit = self.max_message_size
         self.ping_interval = float(interval)
         self.ping_timeout = float(timeout) if timeout else self.config.ping_timeout
@@ -880,7 +1013,7 @@ class Connection:
         events.extend(ChannelOpened(c, locally_initiated=True) for c in granted)
 
     def _on_close(self, payload: bytes, now: float, events: list[Event]) -> None:
-        body = self._decode_json(payload) or {}
+        body = _decode_json(payload) or {}
         code = body.get("code")
         reason = body.get("reason")
         code = code if _is_int(code) else CloseCode.PROTOCOL_ERROR
@@ -897,7 +1030,7 @@ class Connection:
         if not _is_int(request_id):
             self.send_error(CloseCode.INVALID_MESSAGE, "missing or invalid requestId")
             return None
-        return int(request_id)
+        return request_id
 
     def _on_open_channel(self, body: dict[str, Any], now: float, events: list[Event]) -> None:
         request_id = self._request_id(body)
@@ -910,37 +1043,42 @@ class Connection:
         if spec is None:
             self._reject(request_id, CloseCode.INVALID_MESSAGE, "missing name/reliable/ordered")
             return
-        channel_id: int | None = None
+        channel_id: int | None
         if self.is_client:
+            # Server-initiated: the server chose the id (House: only allocator).
             channel_id = body.get("id")
             if not _is_int(channel_id) or not 1 <= channel_id <= MAX_CHANNEL_ID:
                 self._reject(request_id, CloseCode.INVALID_MESSAGE, "missing or invalid id")
                 return
-            if channel_id in self.channels:
+            if channel_id in self.channels or channel_id in self._reserved_ids:
                 self._reject(request_id, CloseCode.PROTOCOL_ERROR, f"id {channel_id} is in use")
                 return
         if spec.name in self._names or spec.name in self._pending_names:
-            self._reject(request_id, CloseCode.PROTOCOL_ERROR,
-                         f"channel name {spec.name!r} is in use")
+            self._reject(
+                request_id, CloseCode.PROTOCOL_ERROR, f"channel name {spec.name!r} is in use"
+            )
             return
-        if channel_id is None and self._allocate_id() is None:
-            self._reject(request_id, CloseCode.CHANNEL_FULL, "no free channel id")
-            return
+        if not self.is_client:
+            channel_id = self._find_free_id()
+            if channel_id is None:
+                self._reject(request_id, CloseCode.CHANNEL_FULL, "no free channel id")
+                return
+        assert channel_id is not None
         verdict = self.config.channel_policy(spec)
         if verdict == DEFER:
+            if not self.is_client:
+                self._claim_id(channel_id)
             self._incoming[request_id] = (spec, channel_id)
             self._pending_names.add(spec.name)
-            if channel_id is not None:
-                self._reserved_ids.add(channel_id)
+            self._reserved_ids.add(channel_id)
             events.append(ChannelRequested(request_id, spec))
             return
         if verdict is not None:
-            code = verdict if isinstance(verdict, int) else CloseCode.UNSUPPORTED
+            code = verdict if _is_int(verdict) else CloseCode.UNSUPPORTED
             self._reject(request_id, code, "refused by the application")
             return
-        if channel_id is None:
-            channel_id = self._allocate_id()
-            assert channel_id is not None
+        if not self.is_client:
+            self._claim_id(channel_id)
         channel = self._ack_incoming(request_id, spec, channel_id)
         events.append(ChannelOpened(channel, request_id, locally_initiated=False))
 
@@ -950,20 +1088,26 @@ class Connection:
             return
         pending = self._outgoing.pop(request_id, None)
         if pending is None:
-            self.send_error(CloseCode.INVALID_MESSAGE, f"CHANNEL_ACK for unknown requestId {request_id}")
+            self.send_error(
+                CloseCode.INVALID_MESSAGE, f"CHANNEL_ACK for unknown requestId {request_id}"
+            )
             return
         spec, channel_id = pending
         self._pending_names.discard(spec.name)
         if channel_id is None:  # we are the client: the server allocated the id
-            channel_id = body.get("id")
-            if not _is_int(channel_id) or not 1 <= channel_id <= MAX_CHANNEL_ID or (
-                channel_id in self.channels
+            new_id = body.get("id")
+            if (
+                not _is_int(new_id)
+                or not 1 <= new_id <= MAX_CHANNEL_ID
+                or new_id in self.channels
+                or new_id in self._reserved_ids
             ):
-                self._fail(ProtocolError(f"CHANNEL_ACK carries an invalid id {channel_id!r}"), now)
+                self._fail(ProtocolError(f"CHANNEL_ACK carries an invalid id {new_id!r}"), now)
                 return
-        else:
+            channel_id = new_id
+        else:  # we are the server: the client echoes the id we reserved
             self._reserved_ids.discard(channel_id)
-        channel = Channel.from_spec(int(channel_id), spec)
+        channel = Channel.from_spec(channel_id, spec)
         self._open(channel)
         events.append(ChannelOpened(channel, request_id, locally_initiated=True))
 
@@ -973,8 +1117,9 @@ class Connection:
             return
         pending = self._outgoing.pop(request_id, None)
         if pending is None:
-            self.send_error(CloseCode.INVALID_MESSAGE,
-                            f"CHANNEL_REJECT for unknown requestId {request_id}")
+            self.send_error(
+                CloseCode.INVALID_MESSAGE, f"CHANNEL_REJECT for unknown requestId {request_id}"
+            )
             return
         spec, channel_id = pending
         self._pending_names.discard(spec.name)
@@ -986,7 +1131,7 @@ class Connection:
             ChannelRejected(
                 request_id,
                 spec.name,
-                int(code) if _is_int(code) else CloseCode.PROTOCOL_ERROR,
+                code if _is_int(code) else CloseCode.PROTOCOL_ERROR,
                 reason if isinstance(reason, str) else "",
             )
         )
@@ -1001,11 +1146,12 @@ class Connection:
             return
         channel = self.channels.pop(channel_id, None)
         if channel is None:
-            self.send_error(CloseCode.CHANNEL_NOT_FOUND, f"channel {channel_id} is not open",
-                            channel_id)
+            self.send_error(
+                CloseCode.CHANNEL_NOT_FOUND, f"channel {channel_id} is not open", channel_id
+            )
             return
         del self._names[channel.name]
-        self._reassembly.pop(channel_id, None)
+        self._drop_reassembly(channel_id)
         reason = body.get("reason")
         events.append(ChannelClosed(channel, reason if isinstance(reason, str) else "", True))
 
@@ -1015,8 +1161,8 @@ class Connection:
             return  # never answer a broken ERROR with an ERROR
         events.append(
             ErrorReceived(
-                int(code),
-                int(channel) if _is_int(channel) else None,
+                code,
+                channel if _is_int(channel) else None,
                 reason if isinstance(reason, str) else "",
             )
         )
