@@ -209,3 +209,23 @@ async def test_input_larger_than_the_pty_buffer() -> None:
     await session.wait()
     assert bytes(out.data) == payload
     assert session.bytes_in == len(payload)
+
+
+async def test_credit_bounds_what_is_read_and_chunk_bounds_each_message() -> None:
+    session = PtySession(
+        ["sh", "-c", "head -c 100000 /dev/zero; exit 3"], env=ENV, cwd="/", raw=True
+    )
+    sizes: list[int] = []
+    session.on_output = lambda data: sizes.append(len(data))
+    session.chunk = 3000
+    session.set_credit(10_000)
+    session.start()
+    for _ in range(20):
+        await asyncio.sleep(0.01)
+    assert sum(sizes) == 10_000
+    assert session.status is None or not session.finished
+    session.add_credit(200_000)
+    status = await session.wait()
+    assert status.code == 3
+    assert sum(sizes) == 100_000
+    assert max(sizes) <= 3000

@@ -169,6 +169,10 @@ class PtySession:
         self.started_at = 0.0
         self._reading = False
         self._paused = False
+        self.credit: int | None = None
+        """Output bytes we may still read (the flow-control credit); None: no limit."""
+        self.chunk = READ_CHUNK
+        """Most bytes handed to one `on_output` call (the mux message size)."""
         self._eof_seen = False
         self._drain_deadline: asyncio.TimerHandle | None = None
         self._drain_expired = False
@@ -251,23 +255,46 @@ class PtySession:
     # ---------------------------------------------------------------- output
 
     def pause_reading(self) -> None:
-        """Stop reading the master (the credit window is full)."""
+        """Stop reading the master (e.g. the transport is over its high-water mark)."""
         self._paused = True
         self._stop_reading()
 
     def resume_reading(self) -> None:
         self._paused = False
+        self._unblocked()
+
+    def add_credit(self, size: int) -> None:
+        """Allow `size` more output bytes (WINDOW_ACKs came back)."""
+        if self.credit is not None:
+            self.credit += size
+            self._unblocked()
+
+    def set_credit(self, credit: int | None) -> None:
+        """Most output bytes to read from now on; None: no limit."""
+        self.credit = credit
+        if self._blocked:
+            self._stop_reading()
+        else:
+            self._unblocked()
+
+    @property
+    def paused(self) -> bool:
+        return self._blocked
+
+    @property
+    def _blocked(self) -> bool:
+        return self._paused or (self.credit is not None and self.credit <= 0)
+
+    def _unblocked(self) -> None:
+        if self._blocked:
+            return
         if self._drain_expired and self.status is not None:
             self._final_read_and_finish()
             return
         self._start_reading()
 
-    @property
-    def paused(self) -> bool:
-        return self._paused
-
     def _start_reading(self) -> None:
-        if self._reading or self._paused or self._eof_seen or self.master is None:
+        if self._reading or self._blocked or self._eof_seen or self.master is None:
             return
         self.loop.add_reader(self.master, self._on_readable)
         self._reading = True
@@ -277,6 +304,9 @@ class PtySession:
             self.loop.remove_reader(self.master)
         self._reading = False
 
+    def _budget(self, limit: int) -> int:
+        return limit if self.credit is None else max(0, min(limit, self.credit))
+
     def _read_some(self, limit: int) -> tuple[bytes, bool]:
         """Read until EAGAIN or `limit` bytes; (data, eof)."""
         assert self.master is not None
@@ -285,7 +315,7 @@ class PtySession:
         eof = False
         while total < limit:
             try:
-                chunk = os.read(self.master, READ_CHUNK)
+                chunk = os.read(self.master, limit - total)
             except BlockingIOError:
                 break
             except OSError as exc:
@@ -301,19 +331,26 @@ class PtySession:
         data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
         return data, eof
 
+    def _emit(self, data: bytes) -> None:
+        self.bytes_out += len(data)
+        if self.credit is not None:
+            self.credit -= len(data)
+        self.on_output(data)
+
     def _on_readable(self) -> None:
         try:
-            data, eof = self._read_some(READ_CHUNK)
+            data, eof = self._read_some(self._budget(self.chunk))
         except OSError as exc:
             log.warning("pty read failed: %s", exc)
             data, eof = b"", True
         if data:
-            self.bytes_out += len(data)
-            self.on_output(data)
+            self._emit(data)
         if eof:
             self._eof_seen = True
             self._stop_reading()
             self._maybe_finish()
+        elif self._blocked:
+            self._stop_reading()
 
     # ----------------------------------------------------------------- input
 
@@ -472,7 +509,7 @@ class PtySession:
     def _drain_timed_out(self) -> None:
         self._drain_deadline = None
         self._drain_expired = True
-        if not self._paused:
+        if not self._blocked:
             self._final_read_and_finish()
 
     def _final_read_and_finish(self) -> None:
@@ -480,10 +517,9 @@ class PtySession:
         # there now, and stop.
         if self.master is not None and not self._eof_seen:
             with contextlib.suppress(OSError):
-                data, _ = self._read_some(4 * READ_CHUNK)
+                data, _ = self._read_some(self._budget(self.chunk))
                 if data:
-                    self.bytes_out += len(data)
-                    self.on_output(data)
+                    self._emit(data)
         self._eof_seen = True
         self._stop_reading()
         self._maybe_finish()

@@ -1,0 +1,96 @@
+"""The daemon object: listeners, limits, and the sessions that live in it.
+
+One `Daemon` serves every listener (WebSocket, TCP, TLS, QUIC) with the same
+handler; each OpenMux connection gets a `TerminalService` (terminal.py) that
+runs the VROOM-Terminal sessions on it. Terminal sessions are registered here,
+not on the connection, so that the limits count them across connections and
+so that a later reattach layer can find a session whose connection is gone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+log = logging.getLogger("vroomd")
+
+DEFAULT_ENV_ALLOW = ("TERM", "LANG", "LC_*", "COLORTERM", "TZ")
+
+
+@dataclass
+class DaemonConfig:
+    token: str | None = None
+    """None: no authentication (--no-auth, loopback only)."""
+    max_sessions: int = 256
+    max_connections: int = 256
+    shell: str | None = None
+    """None: the login shell of the user vroomd runs as."""
+    drain_timeout: float = 2.0
+    window: int = 1024 * 1024
+    """Most unacknowledged output bytes granted to a client offering flow control."""
+    env_allow: tuple[str, ...] = DEFAULT_ENV_ALLOW
+    ssl: Any = None
+    kill_timeout: float = 5.0
+    serve_options: dict[str, Any] = field(default_factory=dict)
+    """Extra keyword arguments for openmux.aio.serve (tests: ping intervals...)."""
+
+
+class Daemon:
+    """Listeners plus the registry of live connections and terminal sessions."""
+
+    def __init__(self, config: DaemonConfig) -> None:
+        self.config = config
+        self.servers: list[Any] = []
+        self.connections: set[Any] = set()
+        self.sessions: set[Any] = set()
+        """Live terminal sessions (`terminal.TermSession`), across connections."""
+        self._closing = False
+
+    @property
+    def urls(self) -> list[str]:
+        return [url for server in self.servers for url in server.urls]
+
+    async def listen(self, url: str) -> list[str]:
+        """Start one listener; raises OSError/ValueError (port in use, bad URL)."""
+        import openmux.aio
+
+        options: dict[str, Any] = {
+            "ssl": self.config.ssl,
+            "ping_interval": 30.0,
+            **self.config.serve_options,
+        }
+        server = await openmux.aio.serve(self.handler, url, **options)
+        self.servers.append(server)
+        return list(server.urls)
+
+    async def handler(self, session: Any) -> None:
+        """One OpenMux connection, for its whole life."""
+        from .terminal import TerminalService
+
+        over_limit = len(self.connections) >= self.config.max_connections or self._closing
+        service = TerminalService(self, session, refuse=over_limit)
+        self.connections.add(service)
+        try:
+            await service.run()
+        finally:
+            self.connections.discard(service)
+
+    async def close(self) -> None:
+        """Stop listening, hang up every session, wait for the children."""
+        self._closing = True
+        for server in self.servers:
+            server.close()
+        for term in list(self.sessions):
+            term.hangup("vroomd is shutting down")
+        for server in self.servers:
+            try:
+                await asyncio.wait_for(server.wait_closed(), 5)
+            except (TimeoutError, Exception) as exc:  # pragma: no cover - best effort
+                log.debug("server close: %r", exc)
+        waits = [term.wait_reaped() for term in list(self.sessions)]
+        if waits:
+            await asyncio.wait_for(
+                asyncio.gather(*waits, return_exceptions=True), self.config.kill_timeout + 2
+            )
