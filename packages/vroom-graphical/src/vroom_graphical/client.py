@@ -154,8 +154,9 @@ class GraphicalClient:
         self._hello_sent = False
         self._closed = False
         self._command_ids = itertools.count(1)
+        self._ended = False
         if mux.state is openmux.State.OPEN:
-            self._start()
+            self._start([])
 
     # ------------------------------------------------------------ properties
 
@@ -202,14 +203,14 @@ class GraphicalClient:
                     )
                 )
         elif isinstance(event, openmux.HandshakeCompleted):
-            self._start()
+            self._start(out)
         elif isinstance(event, openmux.ChannelOpened):
-            self._on_opened(event.channel, out)
+            self._on_opened(event.channel, event.request_id, out)
         elif isinstance(event, openmux.ChannelRejected):
             role = self._requests.pop(event.request_id, None)
             if role is not None:
                 if role is Role.CONTROL:
-                    self._closed = True
+                    self._closed = self._ended = True
                     out.append(HandshakeFailed(event.code, event.reason, self.session))
                 else:
                     out.append(ChannelRefused(event.name, event.code, event.reason, self.session))
@@ -224,8 +225,9 @@ class GraphicalClient:
         elif isinstance(event, openmux.ConnectionTerminated):
             self._ids.clear()
             self._requests.clear()
-            if not self._closed:
-                self._closed = True
+            self._closed = True
+            if self._started and not self._ended:
+                self._ended = True
                 out.append(SessionClosed(event.reason or "connection closed", self.session))
         return out
 
@@ -235,12 +237,12 @@ class GraphicalClient:
                 return role
         return None
 
-    def _start(self) -> None:
+    def _start(self, out: list[GraphicalEvent]) -> None:
         if self._started:
             return
         self._started = True
         for channel in list(self.mux.channels.values()):
-            self._on_opened(channel, [])
+            self._on_opened(channel, None, out)
         if Role.CONTROL not in self._ids:
             self._open(Role.CONTROL)
         if self.want_video and Role.VIDEO not in self._ids:
@@ -256,12 +258,17 @@ class GraphicalClient:
         rid = self._mux_call(self.mux.open_channel, spec)
         self._requests[rid] = role
 
-    def _on_opened(self, channel: Channel, out: list[GraphicalEvent]) -> None:
+    def _on_opened(
+        self, channel: Channel, request_id: int | None, out: list[GraphicalEvent]
+    ) -> None:
         parsed = parse_name(channel.name)
         if parsed is None or parsed[1] != self.session or channel.id in self._ids.values():
             return
         role = parsed[0]
-        self._requests = {r: v for r, v in self._requests.items() if v is not role}
+        if request_id is not None and self._requests.pop(request_id, None) is not role:
+            return  # someone else opened a channel by that name: not ours to manage
+        if role in (Role.POINTER, Role.BUTTON) and request_id is None:
+            return  # input channels are only ever ours when we asked for them
         self._ids[role] = channel.id
         if role is Role.CONTROL and not self._hello_sent:
             self._hello_sent = True
@@ -322,7 +329,8 @@ class GraphicalClient:
         if problem is not None:
             self._closed = True
             out.append(HandshakeFailed(problem[0], problem[1], self.session))
-            self._close(Role.CONTROL)
+            self._close(Role.CONTROL, "bad VROOM_HANDSHAKE")
+            self._end("bad VROOM_HANDSHAKE", out)
             return
         self.handshake = reply
         self.encoding = cast(Encoding, reply.control_encoding)
@@ -500,8 +508,9 @@ class GraphicalClient:
         """The control channel is gone: the session and its other channels with it."""
         for role in (Role.POINTER, Role.BUTTON, Role.VIDEO):
             self._close(role)
-        if not self._closed:
-            self._closed = True
+        self._closed = True
+        if not self._ended:
+            self._ended = True
             out.append(SessionClosed(reason, self.session))
 
     @staticmethod
