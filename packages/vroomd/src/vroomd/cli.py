@@ -338,6 +338,10 @@ async def _serve(
             print(f"vroomd: {_describe_listen_error(url, exc)}", file=sys.stderr)
             await daemon.close()
             return 1
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
     bound = daemon.urls
     if created and token is not None:
         print(
@@ -354,10 +358,6 @@ async def _serve(
     if token is None:
         log.warning("authentication is off (--no-auth): loopback only")
     sys.stderr.flush()
-    loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop.set)
     await stop.wait()
     log.info("shutting down")
     await daemon.close()
