@@ -93,3 +93,13 @@ def test_sniff() -> None:
     assert sniff(b"{}") == "json"
     assert sniff(b" {}") == "json"
     assert sniff(b"") == "json"
+
+
+def test_as_bytes() -> None:
+    from vroom_graphical import as_bytes
+
+    assert as_bytes(b"\x89PNG") == b"\x89PNG"
+    assert as_bytes("iVBORw==") == b"\x89PNG"
+    for bad in ("not base64!", 5, None):
+        with pytest.raises(DecodeError):
+            as_bytes(bad)

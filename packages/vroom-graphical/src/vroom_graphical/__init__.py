@@ -21,7 +21,7 @@ from .channels import (
     video_spec,
 )
 from .client import GraphicalClient
-from .encoding import ENCODINGS, Encoding, decode_body, encode_body, scan_cbor
+from .encoding import ENCODINGS, Encoding, as_bytes, decode_body, encode_body, scan_cbor
 from .errors import (
     DecodeError,
     ErrorCode,
@@ -188,6 +188,7 @@ __all__ = [
     "VideoFrame",
     "VideoOpened",
     "Viewport",
+    "as_bytes",
     "button_spec",
     "channel_name",
     "channel_policy",

@@ -65,6 +65,19 @@ def encode_body(body: Mapping[str, Any], encoding: Encoding) -> bytes:
     raise LocalProtocolError(f"unknown control encoding {encoding!r}")
 
 
+def as_bytes(value: object) -> bytes:
+    """A byte string from a decoded body: CBOR gives bytes, JSON base64 text
+    (House clarification 4: screenshot `data.bytes`)."""
+    if isinstance(value, bytes):
+        return value
+    if isinstance(value, str):
+        try:
+            return base64.b64decode(value, validate=True)
+        except ValueError:
+            raise DecodeError("not base64 text") from None
+    raise DecodeError(f"expected bytes or base64 text, got {type(value).__name__}")
+
+
 def sniff(payload: bytes) -> Encoding:
     """Guess the encoding of a map: a CBOR map starts 0xa0-0xbf, JSON with `{`.
 
