@@ -11,9 +11,10 @@ The binding of OPENMUX.md §3, both sides:
   ones set `maxRetransmits` (0 unless the channel asked for a number) or
   `maxPacketLifeTime` if only that was asked for.
 - One frame per DataChannel message, channel byte included (a gateway may
-  bridge the frame to another transport). A frame whose channel byte is not
-  the channel of the DataChannel it came on, or a text message, is a
-  protocol error (CLOSE 1002).
+  bridge the frame to another transport). The receiver routes by that byte,
+  whatever DataChannel carried the frame (tolerant receive: a frame for an
+  unknown channel, necessarily sent on `omux/control`, gets ERROR 4003 like
+  on any transport). A text message is a protocol error (CLOSE 1002).
 - **Who creates a channel's DataChannel (House rule).** The side that asked
   for the OpenMux channel, once the channel is open on its side: the client
   for channels granted in WELCOME, the sender of OPEN_CHANNEL when its
@@ -286,13 +287,7 @@ class DataChannelSink:
         if isinstance(data, str):
             self.session.fail(CloseCode.PROTOCOL_ERROR, "text message on an OpenMux DataChannel")
             return
-        if data and data[0] != channel_id:
-            self.session.fail(
-                CloseCode.PROTOCOL_ERROR,
-                f"frame of channel {data[0]} on the DataChannel of channel {channel_id}",
-            )
-            return
-        if channel_id == CONTROL_CHANNEL and len(data) > 1:
+        if len(data) > 1 and data[0] == CONTROL_CHANNEL:
             self._receiving = data[1]
         try:
             self.session.message_received(data)
@@ -353,6 +348,10 @@ class DataChannelSink:
                 self._held_bytes += len(frame)
             # else: the control channel is gone, or the channel is: nothing to deliver to
         self._check_pressure()
+
+    def get_write_buffer_size(self) -> int:
+        """Bytes not yet handed to SCTP: DataChannel buffers plus frames held for a DC."""
+        return self._held_bytes + sum(dc.bufferedAmount for dc in self._ids)
 
     def _send(self, dc: RTCDataChannel, frame: bytes) -> None:
         try:
