@@ -242,8 +242,7 @@ def _ssl_context(args: argparse.Namespace, state_dir: Path, urls: list[str]) -> 
         context.load_cert_chain(certfile, keyfile)
     except (OSError, ssl.SSLError) as exc:
         raise UsageError(f"cannot load the certificate {certfile}: {exc}") from None
-    context.certfile = certfile  # type: ignore[attr-defined]  # for QUIC
-    context.keyfile = keyfile  # type: ignore[attr-defined]
+    args.cert, args.key = certfile, keyfile  # QUIC loads them itself
     return context
 
 
@@ -318,6 +317,7 @@ def _run(args: argparse.Namespace) -> int:
         drain_timeout=args.drain_timeout,
         window=args.window,
         ssl=ssl_context,
+        serve_options={"certfile": args.cert, "keyfile": args.key} if ssl_context else {},
     )
     return asyncio.run(_serve(config, urls, created, token, state_dir, Daemon))
 

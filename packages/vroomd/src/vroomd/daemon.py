@@ -55,9 +55,11 @@ class Daemon:
     async def listen(self, url: str) -> list[str]:
         """Start one listener; raises OSError/ValueError (port in use, bad URL)."""
         import openmux.aio
+        from vroom_terminal.channels import channel_policy
 
         options: dict[str, Any] = {
             "ssl": self.config.ssl,
+            "channel_policy": channel_policy,
             "ping_interval": 30.0,
             **self.config.serve_options,
         }

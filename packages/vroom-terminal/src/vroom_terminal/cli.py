@@ -1,0 +1,651 @@
+"""`vroom term`: a remote shell or command over VROOM-Terminal, like ssh.
+
+    vroom term ws://127.0.0.1:8022            interactive login shell
+    vroom term host -- make -j4                a command (EXEC), pipes stay byte-exact
+    vroom term -t tcp://host:2222 -- htop      a command on an interactive PTY
+
+This is the asyncio client of the protocol (the state machine is the sans-IO
+`TerminalClient`); openmux.aio carries it over WebSocket, TCP, TLS or QUIC.
+Start-up is kept lean: heavy modules are imported only once the arguments
+are known, since the time to the first prompt byte is what a user feels.
+
+Exit status: the remote command's, 128+N when it died of signal N, 255 when
+vroom term itself failed (cannot connect, auth refused, PTY refused, server
+limit), each failure explained in one line on stderr, like ssh.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import TYPE_CHECKING, Any, NoReturn
+
+if TYPE_CHECKING:
+    import asyncio
+
+    from openmux.aio import Session
+
+    from .capabilities import CapabilityOffer
+    from .client import TerminalClient
+    from .events import TerminalEvent
+
+FAILURE = 255
+DEFAULT_WS_PORT = 8022
+SCHEMES = ("ws", "wss", "tcp", "tls", "quic")
+LOOPBACK = ("127.0.0.1", "localhost", "::1", "[::1]")
+ACK_EVERY = 128 * 1024
+WINDOW = 1024 * 1024
+
+
+class Failure(Exception):
+    """One line for stderr, exit status 255."""
+
+
+# ----------------------------------------------------------------- arguments
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="vroom",
+        description="VROOM client. `vroom term DEST [-- COMMAND ...]`: a remote terminal.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    term = sub.add_parser(
+        "term",
+        help="open a shell or run a command on a vroomd (like ssh)",
+        description=(
+            "Open a login shell on a vroomd, or run COMMAND there (like ssh). DEST is a URL "
+            "(ws://host:8022, wss://, tcp://host:2222, tls://, quic://host:4433) or "
+            "[user@]host[:port], short for ws://host:port (port 8022)."
+        ),
+        epilog=(
+            "The token comes from $VROOM_TOKEN, else --token-file, else (for a vroomd on this "
+            "machine) vroomd's own token file. Exit status: the remote command's; 128+N if it "
+            "died of signal N; 255 if vroom term failed."
+        ),
+    )
+    term.add_argument("dest", metavar="DEST", help="where vroomd listens")
+    term.add_argument("remote", nargs=argparse.REMAINDER, metavar="COMMAND", help="what to run")
+    term.add_argument(
+        "-t",
+        dest="force_tty",
+        action="store_true",
+        help="force an interactive PTY for COMMAND (default: byte-exact pipe mode)",
+    )
+    term.add_argument(
+        "-e",
+        dest="env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="set a remote environment variable (the server's allow-list applies)",
+    )
+    term.add_argument("--token-file", metavar="PATH", help="file holding the token")
+    term.add_argument(
+        "--cacert", metavar="PEM", help="trust this certificate (tls://, wss://, quic://)"
+    )
+    term.add_argument(
+        "--timeout", type=float, default=10.0, metavar="SECONDS", help="connect timeout"
+    )
+    return parser
+
+
+def parse_dest(dest: str) -> tuple[str, str | None]:
+    """(url, username) from a URL or `[user@]host[:port]`."""
+    if "://" in dest:
+        scheme = dest.split("://", 1)[0].lower()
+        if scheme not in SCHEMES:
+            raise Failure(f"unsupported scheme {scheme!r} in {dest!r} (use {', '.join(SCHEMES)})")
+        return dest, None
+    user: str | None = None
+    if "@" in dest:
+        user, dest = dest.rsplit("@", 1)
+    host, port = dest, str(DEFAULT_WS_PORT)
+    if dest.startswith("["):
+        end = dest.find("]")
+        if end < 0:
+            raise Failure(f"bad address {dest!r}")
+        host, rest = dest[: end + 1], dest[end + 1 :]
+        if rest.startswith(":"):
+            port = rest[1:]
+    elif dest.count(":") == 1:
+        host, port = dest.split(":")
+    if not host or not port.isdigit():
+        raise Failure(f"bad destination {dest!r}: expected a URL or [user@]host[:port]")
+    return f"ws://{host}:{port}", user
+
+
+def _host_of(url: str) -> str:
+    from urllib.parse import urlsplit
+
+    return urlsplit(url).hostname or ""
+
+
+def _vroomd_state_dir() -> str:
+    base = os.environ.get("XDG_STATE_HOME") or os.path.join(
+        os.path.expanduser("~"), ".local", "state"
+    )
+    return os.path.join(base, "vroomd")
+
+
+def find_token(url: str, token_file: str | None) -> str | None:
+    token = os.environ.get("VROOM_TOKEN")
+    if token:
+        return token.strip()
+    path = token_file
+    if path is None:
+        if _host_of(url) not in LOOPBACK:
+            return None
+        path = os.path.join(_vroomd_state_dir(), "token")
+        if not os.path.exists(path):
+            return None
+    try:
+        with open(path) as fp:
+            return fp.read().strip() or None
+    except OSError as exc:
+        raise Failure(f"cannot read the token file {path}: {exc.strerror}") from None
+
+
+# -------------------------------------------------------------- the offer
+
+
+def build_offer(env: dict[str, str] | os._Environ[str], interactive: bool) -> CapabilityOffer:
+    """What the local terminal can do, from TERM, COLORTERM and the variables
+    terminals set to identify themselves; conservative when unknown."""
+    from .capabilities import (
+        CapabilityOffer,
+        ExtensionsOffer,
+        KittyKeyboardOffer,
+        KittyOffer,
+        TerminalInfo,
+    )
+
+    term = env.get("TERM", "") if interactive else ""
+    program = env.get("TERM_PROGRAM", "").lower()
+    colorterm = env.get("COLORTERM", "").lower()
+    kitty = "KITTY_WINDOW_ID" in env or term == "xterm-kitty" or program == "kitty"
+    ghostty = program == "ghostty" or term == "xterm-ghostty"
+    wezterm = program == "wezterm" or "WEZTERM_PANE" in env
+    iterm = program == "iterm.app" or "ITERM_SESSION_ID" in env
+    foot = term.startswith("foot")
+    alacritty = term == "alacritty" or "ALACRITTY_WINDOW_ID" in env
+    xtermish = interactive and term not in ("", "dumb") and not term.startswith("vt")
+    modern = kitty or ghostty or wezterm or foot or iterm or alacritty
+    kitty_kb = kitty or ghostty or wezterm or foot or alacritty
+    truecolor = colorterm in ("truecolor", "24bit") or modern
+    features: list[str] = []
+    if xtermish:
+        features += ["bracketed_paste", "focus_reporting"]
+    if modern:
+        features += ["osc52_clipboard", "hyperlinks"]
+    if kitty or ghostty or wezterm:
+        features.append("progress_indicator")
+    return CapabilityOffer(
+        terminal=TerminalInfo(term, "", truecolor and xtermish),
+        kitty=KittyOffer(
+            KittyKeyboardOffer((1, 2, 3), 3) if kitty_kb else KittyKeyboardOffer(),
+            graphics=kitty or ghostty or wezterm,
+            sixel=foot or wezterm or term.startswith("mlterm"),
+            synchronized_output=modern,
+        ),
+        mouse=("sgr", "xterm") if xtermish else (),
+        features=tuple(features),
+        extensions=ExtensionsOffer(flow_control=WINDOW),
+    )
+
+
+# ------------------------------------------------------------- local terminal
+
+
+def window_size(fd: int) -> tuple[int, int, int, int]:
+    """(rows, cols, pixel_width, pixel_height) of the local terminal, or 24x80."""
+    import fcntl
+    import struct
+    import termios
+
+    try:
+        packed = fcntl.ioctl(fd, termios.TIOCGWINSZ, b"\0" * 8)
+    except OSError:
+        return 24, 80, 0, 0
+    rows, cols, pw, ph = struct.unpack("HHHH", packed)
+    return rows or 24, cols or 80, pw, ph
+
+
+class LocalTerminal:
+    """Puts the local terminal in raw mode and restores it on every exit path
+    (normal exit, exception, SIGTERM/SIGHUP via the caller, atexit)."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self.saved: list[Any] | None = None
+
+    def __enter__(self) -> LocalTerminal:
+        import atexit
+        import termios
+        import tty
+
+        self.saved = termios.tcgetattr(self.fd)
+        tty.setraw(self.fd, termios.TCSANOW)
+        atexit.register(self.restore)
+        return self
+
+    def restore(self) -> None:
+        import termios
+
+        if self.saved is not None:
+            try:
+                termios.tcsetattr(self.fd, termios.TCSADRAIN, self.saved)
+            except termios.error:
+                pass
+            self.saved = None
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.restore()
+
+
+def write_all(fd: int, data: bytes | memoryview) -> None:
+    """Blocking write: a slow local terminal or pipe is our back-pressure
+    (output is acknowledged only once written)."""
+    import select
+
+    view = memoryview(data)
+    while view:
+        try:
+            n = os.write(fd, view)
+        except BlockingIOError:
+            select.select([], [fd], [])
+            continue
+        except InterruptedError:
+            continue
+        view = view[n:]
+
+
+# ----------------------------------------------------------------- the client
+
+
+class TermClient:
+    """One `vroom term` run: connect, negotiate, run, relay, exit."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        token: str | None,
+        command: list[str],
+        interactive: bool,
+        env: dict[str, str],
+        cacert: str | None = None,
+        timeout: float = 10.0,
+        stdin: int = 0,
+        stdout: int = 1,
+    ) -> None:
+        self.url = url
+        self.token = token
+        self.command = command
+        self.interactive = interactive
+        self.env = env
+        self.cacert = cacert
+        self.timeout = timeout
+        self.stdin = stdin
+        self.stdout = stdout
+        self.exit_code: int | None = None
+        self.error: str | None = None
+        self.session: Session | None = None
+        self.client: TerminalClient | None = None
+        self._done: asyncio.Future[None] | None = None
+        self._reading = False
+        self._stdin_task: asyncio.Task[None] | None = None
+        self._stdin_eof = False
+        self._env_refused: tuple[str, ...] = ()
+
+    # -- connect
+
+    def _connect_options(self) -> dict[str, Any]:
+        options: dict[str, Any] = {"timeout": self.timeout, "ping_interval": 30.0}
+        scheme = self.url.split("://", 1)[0].lower()
+        cafile = self.cacert
+        if cafile is None and _host_of(self.url) in LOOPBACK:
+            candidate = os.path.join(_vroomd_state_dir(), "cert.pem")
+            if os.path.exists(candidate):
+                cafile = candidate
+        if scheme in ("tls", "wss") and cafile is not None:
+            import ssl
+
+            options["ssl"] = ssl.create_default_context(cafile=cafile)
+        if scheme == "quic" and cafile is not None:
+            options["cafile"] = cafile
+        return options
+
+    async def run(self) -> int:
+        import asyncio
+
+        import openmux.aio
+
+        from .client import TerminalClient
+
+        loop = asyncio.get_running_loop()
+        self._done = loop.create_future()
+        try:
+            session = await openmux.aio.connect(self.url, **self._connect_options())
+        except openmux.aio.HandshakeError as exc:
+            if exc.code == 4000:
+                raise Failure(f"{self.url}: authentication refused") from None
+            raise Failure(f"cannot connect to {self.url}: {exc}") from None
+        except TimeoutError:
+            raise Failure(f"cannot connect to {self.url}: timed out") from None
+        except (OSError, openmux.aio.TransportError) as exc:
+            errno_ = getattr(exc, "errno", None)
+            reason = os.strerror(errno_) if errno_ else str(exc) or type(exc).__name__
+            raise Failure(f"cannot connect to {self.url}: {reason}") from None
+        except Exception as exc:  # websockets/aioquic specific failures
+            raise Failure(f"cannot connect to {self.url}: {exc}") from None
+        self.session = session
+        client = TerminalClient(
+            session.connection,
+            offer=build_offer(os.environ, self.interactive),
+            ack_every=ACK_EVERY,
+        )
+        self.client = client
+        self._install_tap(session)
+        client.open_session("")
+        session._flush()
+        try:
+            await self._done
+        finally:
+            self._stop_stdin()
+            if session.is_open:
+                try:
+                    await asyncio.wait_for(session.close(), 2)
+                except (TimeoutError, Exception):
+                    pass
+        if self.error is not None:
+            raise Failure(self.error)
+        assert self.exit_code is not None
+        return self.exit_code
+
+    def _install_tap(self, session: Session) -> None:
+        from openmux import ConnectionTerminated
+
+        original = session._process
+        client = self.client
+        assert client is not None
+
+        def process(events: list[Any]) -> None:
+            for event in events:
+                for result in client.handle_event(event):
+                    self._on_event(result)
+                if isinstance(event, ConnectionTerminated):
+                    self._fail_closed(event.code, event.reason)
+            original([e for e in events if isinstance(e, ConnectionTerminated)])
+
+        session._process = process  # type: ignore[method-assign]
+
+    def _finish(self, code: int | None = None, error: str | None = None) -> None:
+        if self._done is None or self._done.done():
+            return
+        if error is not None:
+            self.error = error
+        else:
+            self.exit_code = code
+        self._done.set_result(None)
+
+    def _fail_closed(self, code: int, reason: str) -> None:
+        text = f" ({reason})" if reason else ""
+        self._finish(error=f"connection to {self.url} closed{text}")
+
+    # -- protocol events
+
+    def _on_event(self, event: TerminalEvent) -> None:
+        from . import events as ev
+
+        client = self.client
+        assert client is not None and self.session is not None
+        kind = type(event)
+        if kind is ev.PtyOutput:
+            assert isinstance(event, ev.PtyOutput)
+            write_all(self.stdout, event.data)
+            client.ack(len(event.data))
+            self.session._flush()
+            return
+        if isinstance(event, ev.Negotiated):
+            if event.select.auth.required:
+                if "token" not in event.select.auth.methods:
+                    self._finish(error=f"{self.url}: no authentication method we support")
+                elif self.token is None:
+                    self._finish(
+                        error=f"{self.url} requires a token: set VROOM_TOKEN or use --token-file"
+                    )
+                else:
+                    client.authenticate(token=self.token)
+            else:
+                self._request_pty()
+        elif isinstance(event, ev.AuthResult):
+            if event.ok:
+                self._request_pty()
+            else:
+                self._finish(error=f"{self.url}: authentication refused")
+        elif isinstance(event, ev.PtyGranted):
+            if self.env:
+                client.set_env(self.env)
+            if self.command:
+                client.exec(self.command[0] if len(self.command) == 1 else self.command)
+            else:
+                client.shell()
+        elif isinstance(event, ev.PtyReady):
+            self._start_stdin()
+            if self.interactive:
+                self._on_winch()
+        elif isinstance(event, ev.PtyRefused):
+            self._finish(error=f"{self.url}: PTY refused: {event.reason}")
+        elif isinstance(event, ev.ExitStatusReceived):
+            if event.code is not None:
+                self._finish(event.code)
+            else:
+                from .signals import signal_number
+
+                number = signal_number(event.signal or "") or 0
+                self._finish(128 + number)
+        elif isinstance(event, ev.ErrorReceived):
+            if event.code == 403 and event.names:
+                self._env_refused = event.names
+                print(
+                    f"vroom: the server refused the variables {', '.join(event.names)}\r",
+                    file=sys.stderr,
+                )
+            elif event.fatal:
+                self._finish(error=self._describe_error(event.code, event.message))
+            else:
+                print(f"vroom: server: {event.message} ({event.code})\r", file=sys.stderr)
+        elif isinstance(event, ev.SessionClosed):
+            self._finish(error=f"{self.url}: session closed by the server ({event.reason})")
+        self.session._flush()
+
+    def _describe_error(self, code: int, message: str) -> str:
+        if code == 401:
+            return f"{self.url}: authentication refused"
+        if code == 503:
+            return f"{self.url}: {message or 'server limit reached'}"
+        return f"{self.url}: {message} ({code})"
+
+    def _request_pty(self) -> None:
+        assert self.client is not None
+        if self.interactive and os.isatty(self.stdout):
+            rows, cols, pw, ph = window_size(self.stdout)
+        elif self.interactive and os.isatty(self.stdin):
+            rows, cols, pw, ph = window_size(self.stdin)
+        else:
+            rows, cols, pw, ph = 24, 80, 0, 0
+        term = os.environ.get("TERM") or "xterm-256color" if self.interactive else "dumb"
+        modes = None if self.interactive else {"raw": True}
+        self.client.request_pty(term, rows, cols, pw, ph, modes)
+
+    # -- local input
+
+    def _on_winch(self) -> None:
+        client, session = self.client, self.session
+        if client is None or session is None:
+            return
+        fd = self.stdout if os.isatty(self.stdout) else self.stdin
+        if not os.isatty(fd):
+            return
+        rows, cols, pw, ph = window_size(fd)
+        try:
+            client.resize(rows, cols, pw, ph)
+        except Exception:
+            return
+        session._flush()
+
+    def _start_stdin(self) -> None:
+        import asyncio
+
+        loop = asyncio.get_running_loop()
+        try:
+            loop.add_reader(self.stdin, self._on_stdin)
+            self._reading = True
+        except (PermissionError, OSError, ValueError):
+            # A regular file or /dev/null: epoll refuses it, but reads never block.
+            self._stdin_task = loop.create_task(self._pump_file())
+
+    def _stop_stdin(self) -> None:
+        if self._reading:
+            import asyncio
+
+            asyncio.get_running_loop().remove_reader(self.stdin)
+            self._reading = False
+        if self._stdin_task is not None:
+            self._stdin_task.cancel()
+
+    def _on_stdin(self) -> None:
+        try:
+            data = os.read(self.stdin, 65536)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        self._send_input(data)
+        session = self.session
+        if session is not None and session.writing_paused and self._reading:
+            import asyncio
+
+            asyncio.get_running_loop().remove_reader(self.stdin)
+            self._reading = False
+            self._stdin_task = asyncio.get_running_loop().create_task(self._resume_when_writable())
+
+    async def _resume_when_writable(self) -> None:
+        import asyncio
+
+        session = self.session
+        assert session is not None
+        try:
+            await session._wait_writable()
+        except Exception:
+            return
+        if not self._stdin_eof:
+            asyncio.get_running_loop().add_reader(self.stdin, self._on_stdin)
+            self._reading = True
+
+    async def _pump_file(self) -> None:
+        session = self.session
+        assert session is not None
+        while not self._stdin_eof:
+            if session.writing_paused:
+                await session._wait_writable()
+            try:
+                data = os.read(self.stdin, 65536)
+            except OSError:
+                data = b""
+            self._send_input(data)
+            import asyncio
+
+            await asyncio.sleep(0)
+
+    def _send_input(self, data: bytes) -> None:
+        client, session = self.client, self.session
+        if client is None or session is None or self._stdin_eof:
+            return
+        try:
+            if data:
+                client.send_input(data)
+            else:
+                self._stdin_eof = True
+                if self._reading:
+                    import asyncio
+
+                    asyncio.get_running_loop().remove_reader(self.stdin)
+                    self._reading = False
+                if not self.interactive:
+                    client.send_eof()
+        except Exception:  # the session is closing: input has nowhere to go
+            self._stdin_eof = True
+        session._flush()
+
+
+# ----------------------------------------------------------------------- main
+
+
+def _term(args: argparse.Namespace) -> int:
+    import asyncio
+    import signal
+
+    url, _user = parse_dest(args.dest)
+    command = list(args.remote)
+    if command and command[0] == "--":
+        command = command[1:]
+    env: dict[str, str] = {}
+    for item in args.env:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise Failure(f"-e {item!r}: expected NAME=VALUE")
+        env[name] = value
+    token = find_token(url, args.token_file)
+    stdin_tty = os.isatty(0)
+    interactive = bool(args.force_tty) or (not command and stdin_tty)
+    client = TermClient(
+        url,
+        token=token,
+        command=command,
+        interactive=interactive,
+        env=env,
+        cacert=args.cacert,
+        timeout=args.timeout,
+    )
+
+    async def main() -> int:
+        loop = asyncio.get_running_loop()
+        if interactive:
+            loop.add_signal_handler(signal.SIGWINCH, client._on_winch)
+
+        def stop(signum: int) -> None:
+            client._finish(error=f"interrupted by {signal.Signals(signum).name}")
+
+        for signum in (signal.SIGTERM, signal.SIGHUP):
+            loop.add_signal_handler(signum, stop, signum)
+        return await client.run()
+
+    if interactive and stdin_tty:
+        with LocalTerminal(0):
+            return asyncio.run(main())
+    return asyncio.run(main())
+
+
+def die(message: str) -> NoReturn:
+    print(f"vroom: {message}", file=sys.stderr)
+    sys.exit(FAILURE)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "term":
+            return _term(args)
+    except Failure as exc:
+        die(str(exc))
+    except KeyboardInterrupt:
+        die("interrupted")
+    return FAILURE
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

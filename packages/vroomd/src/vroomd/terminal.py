@@ -1,0 +1,530 @@
+"""VROOM-Terminal on real PTYs: the glue between `TerminalServer` and `PtySession`.
+
+`TerminalService` runs for one OpenMux connection. It taps the connection's
+events *before* the asyncio layer queues them per channel and feeds them to
+the sans-IO `TerminalServer` in arrival order, so that on one ordered
+transport a WINDOW_RESIZE sent before some keystrokes is applied before
+them (House §6.10), and so that pty bytes go to the PTY without a task
+switch. Terminal channels never reach the asyncio layer's queues; other
+channels (Graphical) are left to it.
+
+Output is read from the PTY only while the client has credit: `PtySession`
+reads at most `send_credit()` bytes, then stops reading until WINDOW_ACKs
+come back, so the kernel blocks the program (House §6.1). When the transport
+itself is over its high-water mark, reading stops as well.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+import os
+import pwd
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import openmux
+from openmux import (
+    ChannelClosed,
+    ChannelOpened,
+    ChannelRejected,
+    ChannelRequested,
+    ConnectionTerminated,
+    MessageReceived,
+)
+from vroom_terminal import events as ev
+from vroom_terminal.capabilities import ServerCapabilities
+from vroom_terminal.channels import parse_name
+from vroom_terminal.errors import ErrorCode, LocalProtocolError
+from vroom_terminal.messages import AuthRequest, PtyRequest
+from vroom_terminal.server import TerminalServer
+
+from .pty import ExitStatus, PtySession
+
+if TYPE_CHECKING:
+    from openmux.aio import Session
+
+    from .daemon import Daemon
+
+log = logging.getLogger("vroomd")
+
+DEFAULT_PATH = "/usr/local/bin:/usr/bin:/bin"
+
+
+def login_shell() -> str:
+    try:
+        shell = pwd.getpwuid(os.getuid()).pw_shell
+    except KeyError:
+        shell = ""
+    return shell if shell and os.access(shell, os.X_OK) else "/bin/sh"
+
+
+def base_environment(term: str, shell: str) -> dict[str, str]:
+    """What sshd gives a session before the client's allowed SET_ENV names."""
+    try:
+        entry = pwd.getpwuid(os.getuid())
+        home, user = entry.pw_dir, entry.pw_name
+    except KeyError:
+        home, user = "/", str(os.getuid())
+    return {
+        "HOME": home,
+        "USER": user,
+        "LOGNAME": user,
+        "SHELL": shell,
+        "PATH": DEFAULT_PATH if os.getuid() else "/usr/local/sbin:/usr/sbin:/sbin:" + DEFAULT_PATH,
+        "TERM": term,
+    }
+
+
+class TermSession:
+    """One terminal session of vroomd: the protocol session key on its
+    connection, and the process on a PTY. Registered in the daemon so that
+    limits count it and so that it may outlive its connection."""
+
+    def __init__(self, service: TerminalService, key: str, request: PtyRequest) -> None:
+        self.service: TerminalService | None = service
+        self.daemon = service.daemon
+        self.key = key
+        self.request = request
+        self.env: dict[str, str] = {}
+        self.size = (request.rows, request.cols, request.pixel_width, request.pixel_height)
+        self.pty: PtySession | None = None
+        self.what = ""
+        self.started_at = time.monotonic()
+        self.pending_input: list[bytes] = []
+        self.eof_pending = False
+        self.pty_ready = False
+        self.exit_pending: ExitStatus | None = None
+        self.failed_output = b""
+        self.ended = False
+        self._reaped = asyncio.Event()
+
+    @property
+    def label(self) -> str:
+        return f"session {self.key or '#1'} of {self.service.peer if self.service else '?'}"
+
+    # ----------------------------------------------------------------- start
+
+    def start(self, argv: list[str], executable: str | None, what: str) -> None:
+        service = self.service
+        assert service is not None
+        config = service.daemon.config
+        shell = config.shell or login_shell()
+        env = base_environment(self.request.term or "xterm-256color", shell)
+        env.update(self.env)
+        home = env.get("HOME", "/")
+        rows, cols, pw, ph = self.size
+        self.what = what
+        pty = PtySession(
+            argv,
+            executable=executable,
+            env=env,
+            cwd=home if os.path.isdir(home) else "/",
+            rows=rows or 24,
+            cols=cols or 80,
+            pixel_width=pw,
+            pixel_height=ph,
+            raw=self.request.raw,
+            drain_timeout=config.drain_timeout,
+            kill_timeout=config.kill_timeout,
+        )
+        pty.chunk = service.chunk
+        pty.set_credit(0)  # nothing is read before the pty channel is open
+        pty.on_output = self._on_output
+        pty.on_exit = self._on_exit
+        try:
+            pty.start()
+        except OSError as exc:
+            log.info("%s: cannot start %s: %s", self.label, what, exc)
+            reason = exc.strerror or str(exc)
+            self.failed_output = f"vroomd: cannot run {what}: {reason}\r\n".encode()
+            self._finish(ExitStatus(127, None, False))
+            self._reaped.set()
+            return
+        self.pty = pty
+        for data in self.pending_input:
+            pty.write(data)
+        self.pending_input.clear()
+        if self.eof_pending:
+            pty.send_eof()
+        log.info(
+            "session start: %s, %s, pid %d, %dx%d%s",
+            self.label,
+            what,
+            pty.pid or 0,
+            cols,
+            rows,
+            ", raw" if self.request.raw else "",
+        )
+        if self.pty_ready:
+            self.update_credit()
+
+    # ---------------------------------------------------------- from client
+
+    def write(self, data: bytes) -> None:
+        if self.pty is not None:
+            self.pty.write(data)
+        elif not self.ended:
+            self.pending_input.append(data)
+
+    def send_eof(self) -> None:
+        if self.pty is not None:
+            self.pty.send_eof()
+        else:
+            self.eof_pending = True
+
+    def resize(self, rows: int, cols: int, pw: int, ph: int) -> None:
+        self.size = (rows, cols, pw, ph)
+        if self.pty is not None:
+            self.pty.resize(rows, cols, pw, ph)
+
+    def signal(self, number: int) -> None:
+        if self.pty is not None:
+            self.pty.send_signal(number)
+
+    def on_pty_ready(self) -> None:
+        self.pty_ready = True
+        if self.failed_output or self.exit_pending is not None:
+            self._send_pending_exit()
+        else:
+            self.update_credit()
+
+    def update_credit(self) -> None:
+        service, pty = self.service, self.pty
+        if service is None or pty is None or not self.pty_ready:
+            return
+        try:
+            credit = service.server.send_credit(self.key)
+        except LocalProtocolError:
+            credit = 0
+        pty.set_credit(credit)
+
+    # --------------------------------------------------------- from the PTY
+
+    def _on_output(self, data: bytes) -> None:
+        service = self.service
+        if service is None:
+            return  # nobody attached: a later attach layer would buffer here
+        try:
+            sent = service.server.send_output(self.key, data)
+        except LocalProtocolError as exc:  # the session closed under us
+            log.debug("%s: output dropped: %s", self.label, exc)
+            return
+        if sent != len(data):  # cannot happen: reads are bounded by the credit
+            log.error("%s: %d output bytes beyond the credit", self.label, len(data) - sent)
+        service.flush()
+
+    def _on_exit(self, status: ExitStatus) -> None:
+        self._finish(status)
+        self._reaped.set()
+
+    def _finish(self, status: ExitStatus) -> None:
+        if self.ended:
+            return
+        self.exit_pending = status
+        if self.service is not None and self.pty_ready:
+            self._send_pending_exit()
+
+    def _send_pending_exit(self) -> None:
+        service, status = self.service, self.exit_pending
+        if service is None or status is None or self.ended:
+            return
+        self.ended = True
+        try:
+            if self.failed_output:
+                credit = service.server.send_credit(self.key)
+                data = self.failed_output
+                if credit is not None:
+                    data = data[:credit]
+                service.server.send_output(self.key, data)
+            service.server.send_exit_status(
+                self.key, status.code, status.signal, status.core_dumped
+            )
+            # The client closes the session once it has the status (as SSH's
+            # exit-status then close): closing from both ends would cross.
+        except LocalProtocolError as exc:
+            log.debug("%s: no EXIT_STATUS sent: %s", self.label, exc)
+        service.flush()
+        self._log_end(status)
+        self.daemon.sessions.discard(self)
+        service.terms.pop(self.key, None)
+
+    def _log_end(self, status: ExitStatus) -> None:
+        pty = self.pty
+        log.info(
+            "session end: %s, %s, %s, in %d B, out %d B, %.1f s",
+            self.label,
+            self.what or "(not started)",
+            status,
+            pty.bytes_in if pty else 0,
+            pty.bytes_out if pty else 0,
+            time.monotonic() - self.started_at,
+        )
+
+    # ------------------------------------------------------------ lifecycle
+
+    def hangup(self, reason: str) -> None:
+        """The connection went away (or vroomd stops): SIGHUP the session."""
+        service = self.service
+        self.service = None
+        if service is not None:
+            service.terms.pop(self.key, None)
+        if self.pty is not None and not self.pty.finished:
+            if not self.ended:
+                log.info("%s: hanging up (%s)", self.label, reason)
+            self.pty.on_exit = self._on_exit_detached
+            self.pty.hangup()
+        else:
+            self._detached_done()
+
+    def _on_exit_detached(self, status: ExitStatus) -> None:
+        if not self.ended:
+            self.ended = True
+            self._log_end(status)
+        self._detached_done()
+
+    def _detached_done(self) -> None:
+        self._reaped.set()
+        self.daemon.sessions.discard(self)
+
+    async def wait_reaped(self) -> None:
+        await self._reaped.wait()
+
+
+class TerminalService:
+    """The terminal sessions of one OpenMux connection."""
+
+    def __init__(self, daemon: Daemon, session: Session, *, refuse: bool = False) -> None:
+        self.daemon = daemon
+        self.session = session
+        self.refuse = refuse
+        self.terms: dict[str, TermSession] = {}
+        config = daemon.config
+        peer = session.transport_info.get("peername")
+        self.peer = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) and len(peer) >= 2 else "?"
+        token = config.token
+        authenticate: Callable[[AuthRequest], bool] | None = None
+        if token is not None:
+            expected = token.encode()
+
+            def authenticate(request: AuthRequest) -> bool:
+                given = (request.token or "").encode()
+                return request.method == "token" and hmac.compare_digest(given, expected)
+
+        self.server = TerminalServer(
+            session.connection,
+            capabilities=ServerCapabilities(max_window=config.window),
+            authenticate=authenticate,
+            mux_authenticated=self._bearer_ok(),
+            env_allow=config.env_allow,
+        )
+        limit = session.connection.max_message_size or 65535
+        self.chunk = max(1024, min(65536, limit) - 16)
+        self._writable_task: asyncio.Task[None] | None = None
+        self._original_process: Callable[[list[openmux.Event]], None] | None = None
+
+    def _bearer_ok(self) -> bool:
+        """A WebSocket upgrade carrying `Authorization: Bearer <token>`."""
+        token = self.daemon.config.token
+        if token is None:
+            return True
+        if self.session.connection.transport_authenticated:
+            return True
+        headers = self.session.transport_info.get("headers")
+        value = headers.get("Authorization") if headers is not None else None
+        if not value:
+            return False
+        scheme, _, given = str(value).partition(" ")
+        if scheme.lower() != "bearer":
+            return False
+        return hmac.compare_digest(given.strip().encode(), token.encode())
+
+    # ---------------------------------------------------------------- run
+
+    async def run(self) -> None:
+        self._install_tap()
+        try:
+            await self.session.wait_closed()
+        finally:
+            for term in list(self.terms.values()):
+                term.hangup("connection closed")
+
+    def flush(self) -> None:
+        """Hand what the core queued to the transport; stop reading PTYs
+        while the transport is over its high-water mark."""
+        session = self.session
+        session._flush()
+        if session.writing_paused and self._writable_task is None:
+            for term in self.terms.values():
+                if term.pty is not None:
+                    term.pty.pause_reading()
+            self._writable_task = asyncio.get_running_loop().create_task(self._await_writable())
+
+    async def _await_writable(self) -> None:
+        try:
+            await self.session._wait_writable()
+        except Exception:
+            return
+        finally:
+            self._writable_task = None
+        for term in list(self.terms.values()):
+            if term.pty is not None:
+                term.pty.resume_reading()
+
+    # -------------------------------------------------------- event tap
+
+    def _install_tap(self) -> None:
+        session = self.session
+        original = session._process
+        self._original_process = original
+
+        def process(events: list[openmux.Event]) -> None:
+            rest: list[openmux.Event] = []
+            for event in events:
+                if self._ours(event):
+                    self._feed(event)
+                else:
+                    rest.append(event)
+                    if isinstance(event, ConnectionTerminated):
+                        self._feed(event)
+            original(rest)
+
+        session._process = process  # type: ignore[method-assign]
+        # Channels opened (and messages received) before the tap was in place.
+        for channel in list(session.connection.channels.values()):
+            if parse_name(channel.name) is None:
+                continue
+            aio_channel = session._by_id.pop(channel.id, None)
+            session.channels.pop(channel.name, None)
+            with_suppress_remove(session._incoming, aio_channel)
+            self._feed(ChannelOpened(channel, None, False))
+            if aio_channel is not None:
+                for message in list(aio_channel._queue):
+                    self._feed(MessageReceived(channel.id, message.type, message.data))
+                aio_channel._drop()
+        self.flush()
+
+    def _ours(self, event: openmux.Event) -> bool:
+        if type(event) is MessageReceived:
+            channel = self.session.connection.channels.get(event.channel_id)
+            return channel is not None and parse_name(channel.name) is not None
+        if isinstance(event, ChannelOpened | ChannelClosed):
+            return parse_name(event.channel.name) is not None
+        if isinstance(event, ChannelRequested):
+            return parse_name(event.spec.name) is not None
+        if isinstance(event, ChannelRejected):
+            return parse_name(event.name) is not None
+        return False
+
+    def _feed(self, event: openmux.Event) -> None:
+        try:
+            results = self.server.handle_event(event)
+        except Exception:  # a bug on our side must not kill the connection's loop
+            log.exception("terminal protocol failed on %r", type(event).__name__)
+            return
+        for result in results:
+            try:
+                self._on_terminal_event(result)
+            except Exception:
+                log.exception("handling %r failed", result)
+
+    # ------------------------------------------------ terminal events
+
+    def _on_terminal_event(self, event: ev.TerminalEvent) -> None:
+        kind = type(event)
+        if kind is ev.PtyInput:
+            assert isinstance(event, ev.PtyInput)
+            term = self.terms.get(event.session)
+            if term is not None and not event.compressed:
+                term.write(event.data)
+        elif kind is ev.WindowAcked:
+            assert isinstance(event, ev.WindowAcked)
+            term = self.terms.get(event.session)
+            if term is not None:
+                term.update_credit()
+        elif isinstance(event, ev.SessionOpened):
+            if self.refuse:
+                self.server.send_error(
+                    event.session,
+                    ErrorCode.UNAVAILABLE,
+                    f"server limit: {self.daemon.config.max_connections} connections",
+                    fatal=True,
+                )
+                self.flush()
+                asyncio.get_running_loop().call_later(
+                    0.5, lambda: asyncio.ensure_future(self.session.close())
+                )
+        elif isinstance(event, ev.PtyRequested):
+            self._on_pty_requested(event)
+        elif isinstance(event, ev.EnvSet):
+            term = self.terms.get(event.session)
+            if term is not None:
+                term.env.update(event.env)
+        elif isinstance(event, ev.ShellRequested):
+            self._start(event.session, None, None)
+        elif isinstance(event, ev.ExecRequested):
+            self._start(event.session, event.command, event.argv)
+        elif isinstance(event, ev.PtyReady):
+            term = self.terms.get(event.session)
+            if term is not None:
+                term.on_pty_ready()
+        elif isinstance(event, ev.WindowResized):
+            term = self.terms.get(event.session)
+            if term is not None:
+                term.resize(event.rows, event.cols, event.pixel_width, event.pixel_height)
+        elif isinstance(event, ev.SignalRequested):
+            term = self.terms.get(event.session)
+            if term is not None:
+                term.signal(event.number)
+        elif isinstance(event, ev.InputClosed):
+            term = self.terms.get(event.session)
+            if term is not None:
+                term.send_eof()
+        elif isinstance(event, ev.SessionClosed):
+            term = self.terms.get(event.session)
+            if term is not None:
+                term.hangup(event.reason or "session closed")
+        elif isinstance(event, ev.AuthResult):
+            if not event.ok:
+                log.info("auth refused: %s (%s)", self.peer, event.reason or event.method)
+        elif isinstance(event, ev.ErrorSent):
+            log.debug("%s: sent ERROR %d %s", self.peer, event.code, event.message)
+
+    def _on_pty_requested(self, event: ev.PtyRequested) -> None:
+        key = event.session
+        config = self.daemon.config
+        if event.request.attach is not None:
+            self.server.refuse_pty(key, "attach is not supported yet", ErrorCode.UNKNOWN)
+            return
+        if len(self.daemon.sessions) >= config.max_sessions:
+            log.info("refused a PTY to %s: %d sessions", self.peer, config.max_sessions)
+            self.server.refuse_pty(key, f"server limit: {config.max_sessions} sessions")
+            return
+        term = TermSession(self, key, event.request)
+        self.terms[key] = term
+        self.daemon.sessions.add(term)
+        self.server.grant_pty(key)
+
+    def _start(self, key: str, command: str | None, argv: tuple[str, ...] | None) -> None:
+        term = self.terms.get(key)
+        if term is None:
+            return
+        shell = self.daemon.config.shell or login_shell()
+        if argv:
+            term.start(list(argv), None, " ".join(argv)[:200])
+        elif command is not None:
+            term.start([shell, "-c", command], shell, command[:200])
+        else:
+            name = os.path.basename(shell)
+            term.start(["-" + name], shell, f"login shell {shell}")
+
+
+def with_suppress_remove(queue: Any, item: Any) -> None:
+    if item is None:
+        return
+    try:
+        queue.remove(item)
+    except ValueError:
+        pass
