@@ -1,6 +1,6 @@
-"""An in-memory client/server pair: two real openmux.Connection objects
-(message mode, as on WebSocket) pumped into each other, each wrapped by the
-real GraphicalClient / GraphicalServer."""
+"""An in-memory client/server pair: openmux.testing.Pair (two real
+openmux.Connection objects in message mode, as on WebSocket), each side
+wrapped by the real GraphicalClient / GraphicalServer."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import openmux
+import openmux.testing
 from openmux import ChannelSpec, Config, Connection
 from vroom_graphical import (
     GraphicalClient,
@@ -32,18 +33,22 @@ class Pair:
         serve: bool = True,
     ) -> None:
         self.serve = serve
-        self.now = 0.0
         specs = (
             list(hello_channels)
             if hello_channels is not None
             else [control_spec(s) for s in sessions]
         )
-        self.smux = Connection(
-            Config(is_client=False, channel_policy=policy, ping_interval=0), mode="message"
+        self.mux = openmux.testing.Pair(
+            Config(is_client=True, channels=specs, ping_interval=0),
+            Config(is_client=False, channel_policy=policy, ping_interval=0),
+            handshake=False,
+            eof=False,
         )
-        self.cmux = Connection(
-            Config(is_client=True, channels=specs, ping_interval=0), mode="message"
-        )
+        self.smux, self.cmux = self.mux.server, self.mux.client
+        self.c2s_frames: list[bytes] = []
+        self.s2c_frames: list[bytes] = []
+        _log(self.cmux, self.c2s_frames)
+        _log(self.smux, self.s2c_frames)
         self.server = GraphicalServer(self.smux, **(server or {}))
         kwargs = {"viewport": Viewport(800, 600)} | (client or {})
         self.clients = {s: GraphicalClient(self.cmux, session=s, **kwargs) for s in sessions}
@@ -52,36 +57,25 @@ class Pair:
         self.client_events: list[GraphicalEvent] = []
         self.server_mux_events: list[openmux.Event] = []
         self.client_mux_events: list[openmux.Event] = []
-        self.c2s_frames: list[bytes] = []
-        self.s2c_frames: list[bytes] = []
         if start:
-            self.smux.initiate(self.now)
-            self.cmux.initiate(self.now)
             self.pump()
 
     def pump(self) -> tuple[list[GraphicalEvent], list[GraphicalEvent]]:
         """Deliver everything both sides queued until both are quiet; returns
-        the (server, client) graphical events this caused."""
+        the (server, client) graphical events this caused. Each OpenMux event
+        reaches the graphical layer as soon as it happens, so answers queued
+        by the handlers travel in the same pump."""
         server_new: list[GraphicalEvent] = []
         client_new: list[GraphicalEvent] = []
-        while True:
-            moved = False
-            for frame in self.cmux.messages_to_send():
-                moved = True
-                self.c2s_frames.append(frame)
-                for ev in self.smux.receive_message(frame, self.now):
-                    self.server_mux_events.append(ev)
-                    if self.serve:
-                        server_new += self.server.handle_event(ev)
-            for frame in self.smux.messages_to_send():
-                moved = True
-                self.s2c_frames.append(frame)
-                for ev in self.cmux.receive_message(frame, self.now):
-                    self.client_mux_events.append(ev)
-                    for c in self.clients.values():
-                        client_new += c.handle_event(ev)
-            if not moved:
-                break
+        while self.cmux._out or self.smux._out:
+            for ev in self.mux.to_server():
+                self.server_mux_events.append(ev)
+                if self.serve:
+                    server_new += self.server.handle_event(ev)
+            for ev in self.mux.to_client():
+                self.client_mux_events.append(ev)
+                for c in self.clients.values():
+                    client_new += c.handle_event(ev)
         self.server_events += server_new
         self.client_events += client_new
         return server_new, client_new
@@ -101,3 +95,15 @@ class Pair:
 
 def of(events: Sequence[object], cls: type[Any]) -> list[Any]:
     return [e for e in events if isinstance(e, cls)]
+
+
+def _log(conn: Connection, sink: list[bytes]) -> None:
+    """Keep a copy of every frame a side sends, for byte-level assertions."""
+    send = conn.messages_to_send
+
+    def logged() -> list[bytes]:
+        out = send()
+        sink.extend(out)
+        return out
+
+    conn.messages_to_send = logged  # type: ignore[method-assign]

@@ -140,8 +140,6 @@ HELLO = {"version": "0.1.0", "capabilities": [], "viewport": {"width": 10, "heig
 def test_bad_handshake_is_refused_and_closes_control(body: dict[str, Any], code: int) -> None:
     p = Pair(start=False)
     p.client._hello_sent = True  # we send our own VROOM_HANDSHAKE
-    p.smux.initiate(0)
-    p.cmux.initiate(0)
     p.pump()
     server_events, client_events = _bad_handshake(p, body)
     (failed,) = of(server_events, HandshakeFailed)
@@ -187,8 +185,6 @@ def test_client_before_handshake() -> None:
 def test_messages_before_handshake_get_a_json_error() -> None:
     p = Pair(start=False)
     p.client._hello_sent = True
-    p.smux.initiate(0)
-    p.cmux.initiate(0)
     p.pump()
     cid = p.client_channel("vroom.graphical.control")
     events = p.inject_to_server(cid, 0x85, json.dumps({"id": "c1", "action": "back"}).encode())
@@ -275,8 +271,6 @@ def test_pointer_and_button_rejected_outside_interact() -> None:
 def test_pointer_rejected_before_handshake() -> None:
     p = Pair(start=False)
     p.client._hello_sent = True
-    p.smux.initiate(0)
-    p.cmux.initiate(0)
     p.pump()
     p.cmux.open_channel("pointer")
     p.pump()
@@ -738,3 +732,26 @@ def test_unrelated_channels_are_ignored() -> None:
     assert server_events == [] and client_events == []
     tid = p.client_channel("vroom.terminal.control")
     assert p.inject_to_server(tid, 0x01, b"{}") == []
+
+
+def test_input_channels_asked_for_in_hello_are_not_granted() -> None:
+    from vroom_graphical import button_spec, pointer_spec
+
+    p = Pair(hello_channels=[control_spec(), pointer_spec(), button_spec()])
+    welcome = next(e for e in p.client_mux_events if isinstance(e, openmux.HandshakeCompleted))
+    assert [c.name for c in welcome.channels] == ["vroom.graphical.control"]
+    assert p.client.ready
+
+
+def test_channel_policy_and_names() -> None:
+    from openmux import DEFER, ChannelSpec
+    from vroom_graphical import Role, channel_name, channel_policy, parse_name
+
+    assert channel_policy(ChannelSpec("pointer#3")) == DEFER
+    assert channel_policy(ChannelSpec("button")) == DEFER
+    assert channel_policy(ChannelSpec("vroom.graphical.control#2")) is None
+    assert channel_policy(ChannelSpec("video")) is None
+    assert channel_policy(ChannelSpec("vroom.terminal.control")) == 1003
+    assert parse_name("pointer#0") is None and parse_name("pointer#x") is None
+    assert parse_name("video#12") == (Role.VIDEO, "#12")
+    assert channel_name(Role.BUTTON, "#2") == "button#2"
