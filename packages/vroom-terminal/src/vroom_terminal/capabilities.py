@@ -20,7 +20,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import DecodeError, ErrorCode, ProtocolError
+from .errors import DecodeError, ErrorCode
 from .schema import (
     as_map,
     int_list,
@@ -157,7 +157,7 @@ class CapabilityOffer:
         obj = as_map(value, "CAPABILITY_OFFER")
         version = req_int(obj, "protocol_version", 0, 2**31)
         if version != PROTOCOL_VERSION:
-            raise ProtocolError(
+            raise DecodeError(
                 f"protocol_version {version} is not supported (server speaks {PROTOCOL_VERSION})",
                 ErrorCode.BAD_MESSAGE,
                 fatal=True,
