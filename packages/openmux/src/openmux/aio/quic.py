@@ -21,7 +21,7 @@ docs/protocol/openmux.md restates them):
   not fit one datagram raises `LocalProtocolError` (4005). Datagrams that race
   ahead of the entry announcing their channel are dropped, as are datagrams
   that arrive while the application is not reading (they are unreliable).
-- Stream bytes are parsed per stream (`FrameSplitter`) and every frame goes
+- Stream bytes are parsed per stream (`StreamSplitter`) and every frame goes
   to the session, which routes by the channel byte. Frames on a stream whose
   entry has not been processed yet (QUIC does not order streams) are held
   until it is.
@@ -71,14 +71,14 @@ from aioquic.quic.connection import QuicConnection
 from aioquic.tls import SessionTicket
 
 from ..channels import Channel as CoreChannel
-from ..codes import CloseCode, ControlType, Flags
+from ..codes import EXTENDED_HEADER_SIZE, HEADER_SIZE, CloseCode, ControlType, Flags
 from ..connection import State
 from ..errors import FrameError, LocalProtocolError, MessageTooLarge
-from ..frame import decode_message
+from ..frame import check_header, decode_message
 from ._urls import netloc, split
 from .errors import TransportError
 from .server import Server
-from .session import FrameSplitter, Options, Session
+from .session import Options, Session
 
 logger = logging.getLogger("openmux")
 
@@ -88,6 +88,7 @@ MAX_DATAGRAM_FRAME_SIZE = 65536
 """What we announce; the real limit is one QUIC packet (see `datagram_limit`)."""
 CONNECTION_WINDOW = 4 * 1024 * 1024
 STREAM_WINDOW = 1024 * 1024
+MIN_STREAM_WINDOW = 64 * 1024
 """Flow-control credit kept ahead of what was received (connection / per stream)."""
 DATAGRAM_QUEUE = 256
 """Outgoing datagrams aioquic may hold before new ones are dropped."""
@@ -108,15 +109,26 @@ _FRAGMENT_END = int(Flags.FRAGMENT_END)
 
 
 def quic_configuration(
-    *, is_client: bool, alpn: Sequence[str] = ALPN, datagrams: bool = True
+    *,
+    is_client: bool,
+    alpn: Sequence[str] = ALPN,
+    datagrams: bool = True,
+    read_limit: int | None = None,
 ) -> QuicConfiguration:
-    """The aioquic settings OpenMux uses (the bare benchmark uses them too)."""
+    """The aioquic settings OpenMux uses (the bare benchmark uses them too).
+
+    The per-stream window is at most half the session's `read_limit`: that is
+    how far a sender may run ahead of a reader that stopped reading.
+    """
+    window = STREAM_WINDOW
+    if read_limit is not None:
+        window = max(MIN_STREAM_WINDOW, min(window, read_limit // 2))
     return QuicConfiguration(
         is_client=is_client,
         alpn_protocols=list(alpn),
         max_datagram_frame_size=MAX_DATAGRAM_FRAME_SIZE if datagrams else None,
         max_data=CONNECTION_WINDOW,
-        max_stream_data=STREAM_WINDOW,
+        max_stream_data=window,
     )
 
 
@@ -125,7 +137,11 @@ def _client_configuration(host: str, options: Options) -> QuicConfiguration:
     given = extra.get("quic_configuration")
     if isinstance(given, QuicConfiguration):
         return given
-    config = quic_configuration(is_client=True, datagrams=bool(extra.get("datagrams", True)))
+    config = quic_configuration(
+        is_client=True,
+        datagrams=bool(extra.get("datagrams", True)),
+        read_limit=options.read_limit,
+    )
     config.server_name = extra.get("server_name", host)
     if not extra.get("verify", True):
         import ssl
@@ -149,7 +165,11 @@ def _server_configuration(options: Options) -> QuicConfiguration:
     certfile = extra.get("certfile")
     if not certfile:
         raise ValueError("a quic:// listener needs certfile= (and keyfile=): QUIC is always TLS")
-    config = quic_configuration(is_client=False, datagrams=bool(extra.get("datagrams", True)))
+    config = quic_configuration(
+        is_client=False,
+        datagrams=bool(extra.get("datagrams", True)),
+        read_limit=options.read_limit,
+    )
     config.load_cert_chain(certfile, extra.get("keyfile"), extra.get("password"))
     return config
 
@@ -282,6 +302,86 @@ def _install_flow_control(quic: QuicConnection, reading_paused: Callable[[int], 
     quic._write_stream_limits = stream_limits  # type: ignore[method-assign]
 
 
+# ------------------------------------------------------------ stream parsing
+
+
+class StreamSplitter:
+    """Cuts one QUIC stream into whole frames (header included) for the session.
+
+    Like the core's `FrameReader`: chunks wait in a list until the next frame
+    is complete and are joined once, so a 64 KiB frame arriving in fifty
+    packets costs one copy; the declared length is checked against `limit`
+    before anything is buffered for it. A bad header stops the splitter:
+    `feed` returns the frames before it and leaves the exception in `error`
+    (the frames before a bad one are the peer's and are delivered first).
+    """
+
+    __slots__ = ("_chunks", "_need", "_pending", "error", "limit")
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.error: FrameError | MessageTooLarge | None = None
+        self._chunks: list[bytes] = []
+        self._pending = 0
+        self._need = HEADER_SIZE
+
+    def feed(self, data: bytes) -> list[bytes]:
+        if self.error is not None:
+            return []
+        if self._chunks:
+            self._chunks.append(data)
+            self._pending += len(data)
+            if self._pending < self._need:
+                return []
+            buf = b"".join(self._chunks)
+            self._chunks = []
+        else:
+            buf = data
+            if len(buf) < self._need:
+                if buf:
+                    self._chunks.append(buf)
+                    self._pending = len(buf)
+                return []
+        frames: list[bytes] = []
+        size = len(buf)
+        off = 0
+        need = HEADER_SIZE
+        try:
+            while size - off >= HEADER_SIZE:
+                channel, flags, reserved = buf[off], buf[off + 2], buf[off + 3]
+                if reserved or flags & 0xF8 or channel == 255 or (flags & 6) == 4:
+                    check_header(channel, flags, reserved)
+                if flags & 1:
+                    if size - off < EXTENDED_HEADER_SIZE:
+                        need = EXTENDED_HEADER_SIZE
+                        break
+                    length = int.from_bytes(buf[off + 4 : off + 8], "big")
+                    end = off + EXTENDED_HEADER_SIZE + length
+                else:
+                    length = (buf[off + 4] << 8) | buf[off + 5]
+                    end = off + HEADER_SIZE + length
+                if length > self.limit:
+                    raise MessageTooLarge(f"frame declares {length} bytes, limit is {self.limit}")
+                if end > size:
+                    need = end - off
+                    break
+                frames.append(buf if off == 0 and end == size else buf[off:end])
+                off = end
+        except (FrameError, MessageTooLarge) as exc:
+            self.error = exc
+            self._chunks = []
+            self._pending = 0
+            return frames
+        self._need = need
+        if off < size:
+            rest = buf[off:] if off else buf
+            self._chunks = [rest]
+            self._pending = len(rest)
+        else:
+            self._pending = 0
+        return frames
+
+
 # ------------------------------------------------------------------ protocol
 
 
@@ -327,7 +427,7 @@ class QuicTransport(QuicConnectionProtocol):
         self._stream_of: dict[int, int] = {}
         self._channel_of: dict[int, int] = {}
         self._datagram_channels: set[int] = set()
-        self._splitters: dict[int, FrameSplitter] = {}
+        self._splitters: dict[int, StreamSplitter] = {}
         self._dead: set[int] = set()
         self._seen: set[int] = set()  # peer-initiated streams aioquic knows (we may send)
         self._held_in: dict[int, list[bytes]] = {}  # frames of streams not yet announced
@@ -457,7 +557,7 @@ class QuicTransport(QuicConnectionProtocol):
         else:
             self._close_quic()
 
-    def _splitter(self, sid: int) -> FrameSplitter | None:
+    def _splitter(self, sid: int) -> StreamSplitter | None:
         splitter = self._splitters.get(sid)
         if splitter is not None:
             return splitter
@@ -470,7 +570,7 @@ class QuicTransport(QuicConnectionProtocol):
                 return None
             if sid not in self._channel_of:
                 self._held_in[sid] = []
-        splitter = self._splitters[sid] = FrameSplitter(self._limit)
+        splitter = self._splitters[sid] = StreamSplitter(self._limit)
         return splitter
 
     def _is_local(self, sid: int) -> bool:
@@ -487,28 +587,27 @@ class QuicTransport(QuicConnectionProtocol):
         if splitter is None:
             self._dead.add(sid)
             return
-        try:
-            frames = splitter.feed(data) if data else []
-        except (FrameError, MessageTooLarge) as exc:
-            self._dead.add(sid)
-            self._fail(exc.code, exc.reason)
-            return
+        frames = splitter.feed(data) if data else []
         if sid == self._control:
             self._control_frames(frames)
             if end:
                 self._lost_once(ConnectionError("control stream closed by the peer"))
-            return
-        held = self._held_in.get(sid)
-        if held is not None:
-            for frame in frames:
-                self._held_in_bytes += len(frame)
-                held.append(frame)
-            if self._held_in_bytes > self._read_limit:
-                self._fail(CloseCode.PROTOCOL_ERROR, "data on QUIC streams no entry announced")
-            return
-        self._channel_frames(sid, frames)
-        if end:
+        else:
+            held = self._held_in.get(sid)
+            if held is not None:
+                for frame in frames:
+                    self._held_in_bytes += len(frame)
+                    held.append(frame)
+                if self._held_in_bytes > self._read_limit:
+                    self._fail(CloseCode.PROTOCOL_ERROR, "data on QUIC streams no entry announced")
+            else:
+                self._channel_frames(sid, frames)
+            if end:
+                self._dead.add(sid)
+        error = splitter.error
+        if error is not None:
             self._dead.add(sid)
+            self._fail(error.code, error.reason)
 
     def _channel_frames(self, sid: int, frames: list[bytes]) -> None:
         channel_id = self._channel_of.get(sid)
@@ -537,8 +636,16 @@ class QuicTransport(QuicConnectionProtocol):
                 if self._early_bytes > EARLY_DATA_LIMIT:
                     self._fail(CloseCode.PROTOCOL_ERROR, "only HELLO may be sent in 0-RTT")
                 return
-            if frame[1] in (_WELCOME, _CHANNEL_ACK) and frame[0] == 0:
-                self._sniff_entries(frame)
+            channel_id = frame[0]
+            if channel_id == 0:
+                if frame[1] in (_WELCOME, _CHANNEL_ACK):
+                    self._sniff_entries(frame)
+            elif channel_id in self._stream_of or channel_id in self._datagram_channels:
+                self._fail(
+                    CloseCode.PROTOCOL_ERROR,
+                    f"frame for channel {channel_id} on the control stream, not its own",
+                )
+                return
             if not self._hello_delivered and not self.is_client:
                 self._hello_delivered = True
                 session.transport_info["hello_in_0rtt"] = not self._quic_ready
