@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import enum
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import ClassVar, Final, TypeAlias
 
@@ -282,37 +283,93 @@ def _decode_key(type_: InputType, data: bytes) -> KeyDown | KeyUp:
     return cls(key, code, Modifiers(modifiers))
 
 
-def decode_input(type_: int, data: bytes) -> InputMessage:
-    """Decode one packed input message; bad bytes raise `DecodeError` (400)."""
-    try:
-        kind = InputType(type_)
-    except ValueError:
-        raise UnknownMessage(f"unknown input type {type_:#04x}") from None
-    n = len(data)
-    if kind in (InputType.KEY_DOWN, InputType.KEY_UP):
-        if n > MAX_KEY_PAYLOAD:
-            raise MessageTooLarge(f"{kind.name} payload of {n} bytes exceeds {MAX_KEY_PAYLOAD}")
-        return _decode_key(kind, data)
+def _fixed(kind: InputType, data: bytes) -> None:
     size = _FIXED_SIZE[kind]
-    if n != size:
-        raise DecodeError(f"{kind.name} payload must be {size} bytes, got {n}")
-    if kind is InputType.MOUSE_MOVE:
-        return MouseMove(*_XY.unpack(data))
-    if kind is InputType.MOUSE_MOVE_REL:
-        return MouseMoveRel(*_DXDY.unpack(data))
-    if kind is InputType.SCROLL:
-        return Scroll(*_DXDY.unpack(data))
-    if kind in (InputType.MOUSE_DOWN, InputType.MOUSE_UP):
-        x, y, button = _XYB.unpack(data)
-        if button > MouseButton.FORWARD:
-            raise DecodeError(f"{kind.name}: mouse button {button} is not 0..4")
-        cls = MouseDown if kind is InputType.MOUSE_DOWN else MouseUp
-        return cls(x, y, MouseButton(button))
-    if kind is InputType.TOUCH_END:
-        return TouchEnd(data[0])
-    touch_id, x, y, pressure = _TOUCH.unpack(data)
-    tcls = TouchStart if kind is InputType.TOUCH_START else TouchMove
-    return tcls(touch_id, x, y, pressure)
+    if len(data) != size:
+        raise DecodeError(f"{kind.name} payload must be {size} bytes, got {len(data)}")
+
+
+def _mouse_move(data: bytes) -> InputMessage:
+    _fixed(InputType.MOUSE_MOVE, data)
+    return MouseMove(*_XY.unpack(data))
+
+
+def _mouse_move_rel(data: bytes) -> InputMessage:
+    _fixed(InputType.MOUSE_MOVE_REL, data)
+    return MouseMoveRel(*_DXDY.unpack(data))
+
+
+def _scroll(data: bytes) -> InputMessage:
+    _fixed(InputType.SCROLL, data)
+    return Scroll(*_DXDY.unpack(data))
+
+
+def _mouse_button(kind: InputType, data: bytes) -> tuple[int, int, MouseButton]:
+    _fixed(kind, data)
+    x, y, button = _XYB.unpack(data)
+    if button > MouseButton.FORWARD:
+        raise DecodeError(f"{kind.name}: mouse button {button} is not 0..4")
+    return x, y, MouseButton(button)
+
+
+def _mouse_down(data: bytes) -> InputMessage:
+    return MouseDown(*_mouse_button(InputType.MOUSE_DOWN, data))
+
+
+def _mouse_up(data: bytes) -> InputMessage:
+    return MouseUp(*_mouse_button(InputType.MOUSE_UP, data))
+
+
+def _key(kind: InputType) -> Callable[[bytes], InputMessage]:
+    def decode(data: bytes) -> InputMessage:
+        if len(data) > MAX_KEY_PAYLOAD:
+            raise MessageTooLarge(
+                f"{kind.name} payload of {len(data)} bytes exceeds {MAX_KEY_PAYLOAD}"
+            )
+        return _decode_key(kind, data)
+
+    return decode
+
+
+def _touch_start(data: bytes) -> InputMessage:
+    _fixed(InputType.TOUCH_START, data)
+    return TouchStart(*_TOUCH.unpack(data))
+
+
+def _touch_move(data: bytes) -> InputMessage:
+    _fixed(InputType.TOUCH_MOVE, data)
+    return TouchMove(*_TOUCH.unpack(data))
+
+
+def _touch_end(data: bytes) -> InputMessage:
+    _fixed(InputType.TOUCH_END, data)
+    return TouchEnd(data[0])
+
+
+_DECODERS: Final[dict[int, Callable[[bytes], InputMessage]]] = {
+    InputType.MOUSE_MOVE: _mouse_move,
+    InputType.MOUSE_MOVE_REL: _mouse_move_rel,
+    InputType.SCROLL: _scroll,
+    InputType.MOUSE_DOWN: _mouse_down,
+    InputType.MOUSE_UP: _mouse_up,
+    InputType.KEY_DOWN: _key(InputType.KEY_DOWN),
+    InputType.KEY_UP: _key(InputType.KEY_UP),
+    InputType.TOUCH_START: _touch_start,
+    InputType.TOUCH_MOVE: _touch_move,
+    InputType.TOUCH_END: _touch_end,
+}
+
+
+def decode_input(type_: int, data: bytes) -> InputMessage:
+    """Decode one packed input message; bad bytes raise `DecodeError` (400).
+
+    The size is checked against the type's fixed size (or, for keys, the
+    largest possible one) before anything is read.
+    """
+    decoder = _DECODERS.get(type_)
+    if decoder is None:
+        raise UnknownMessage(f"unknown input type {type_:#04x}")
+    return decoder(data)
 
 
 __all__ = [
