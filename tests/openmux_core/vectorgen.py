@@ -1740,6 +1740,19 @@ FILES = {
 }
 
 
+def pretty(value: Any, indent: str = "") -> str:
+    """JSON with anything short kept on one line, so a vector reads top to bottom."""
+    flat = json.dumps(value, ensure_ascii=False)
+    if len(flat) + len(indent) <= 96 or not isinstance(value, dict | list) or not value:
+        return flat
+    inner = indent + "  "
+    if isinstance(value, list):
+        items = [inner + pretty(v, inner) for v in value]
+        return "[\n" + ",\n".join(items) + "\n" + indent + "]"
+    items = [f"{inner}{json.dumps(k)}: {pretty(v, inner)}" for k, v in value.items()]
+    return "{\n" + ",\n".join(items) + "\n" + indent + "}"
+
+
 def build() -> dict[str, str]:
     files: dict[str, str] = {}
     names: set[str] = set()
@@ -1750,7 +1763,7 @@ def build() -> dict[str, str]:
                 raise ValueError(f"duplicate vector name {v['name']}")
             names.add(v["name"])
         doc = {"format": "openmux-vectors/1", "title": title, "vectors": vectors}
-        files[filename] = json.dumps(doc, indent=1) + "\n"
+        files[filename] = pretty(doc) + "\n"
     return files
 
 
