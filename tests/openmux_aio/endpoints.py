@@ -59,7 +59,7 @@ def certificate() -> tuple[str, str]:
 
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     cert = (
         x509.CertificateBuilder()
         .subject_name(name)
@@ -300,10 +300,9 @@ class WsEndpoint(ServerEndpoint):
     stream = False
 
     async def raw_exchange(self, items: list[bytes | str], magic: bool = True) -> RawResult:
+        from openmux import decode_message
         from websockets.asyncio.client import connect
         from websockets.exceptions import ConnectionClosed
-
-        from openmux import decode_message
 
         result = RawResult()
         ssl_context = client_ssl() if self.url.startswith("wss:") else None

@@ -9,9 +9,8 @@ import os
 import struct
 from typing import Any
 
-import pytest
-
 import openmux.aio as aio
+import pytest
 from openmux import ChannelSpec, CloseCode, ControlType, encode_frame
 
 from .endpoints import Endpoint
@@ -241,7 +240,7 @@ BAD_FRAMES = {
 @pytest.mark.parametrize("case", sorted(BAD_FRAMES))
 async def test_bad_frames_from_a_raw_client(endpoint_cls: type[Endpoint], case: str) -> None:
     frames, close_code, error_code = BAD_FRAMES[case]
-    async with endpoint_cls() as ep:
+    async with endpoint_cls(close_timeout=0.1) as ep:
         try:
             result = await ep.raw_exchange([hello(), *frames])
         except NotImplementedError:
@@ -256,7 +255,7 @@ async def test_bad_frames_from_a_raw_client(endpoint_cls: type[Endpoint], case: 
 
 
 async def test_raw_client_before_handshake(endpoint_cls: type[Endpoint]) -> None:
-    async with endpoint_cls(token="secret") as ep:
+    async with endpoint_cls(token="secret", close_timeout=0.1) as ep:
         try:
             not_hello = await ep.raw_exchange([encode_frame(0, ControlType.PING, b"\0" * 4)])
             bad_auth = await ep.raw_exchange([hello(auth={"type": "token", "token": "nope"})])

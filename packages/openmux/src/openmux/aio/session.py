@@ -33,7 +33,9 @@ their own modules) -- the whole contract is this:
    Channels appear/disappear before their first/after their last frame:
    the optional sink methods ``channel_opened(core_channel)`` and
    ``channel_closed(core_channel)`` are called at those moments. Optional
-   ``get_write_buffer_size()`` lets `Session.write_buffer_size()` report.
+   ``get_write_buffer_size()`` lets `Session.write_buffer_size()` report,
+   and optional ``async wait_closed()`` makes `Session.wait_closed()` also
+   wait for the transport to be really gone.
 5. Back-pressure, outgoing: when the transport's buffer goes over its
    high-water mark call ``session.pause_writing()``; when it drains below
    the low-water mark call ``session.resume_writing()`` (asyncio Protocols
@@ -155,7 +157,7 @@ class Options:
     def from_kwargs(cls, **kwargs: Any) -> Options:
         names = {f.name for f in fields(cls)} - {"extra"}
         known = {k: v for k, v in kwargs.items() if k in names}
-        extra = {k: v for k, v in kwargs.items() if k not in names}
+        extra = {k: v for k, v in kwargs.items() if k not in names and k != "extra"}
         extra.update(kwargs.get("extra") or {})
         return cls(**known, extra=extra)
 
@@ -493,7 +495,12 @@ class Session:
         await self.wait_closed()
 
     async def wait_closed(self) -> None:
+        """Until the session is over and, if the sink can tell (optional
+        `async wait_closed()`, e.g. a stdio child's exit), its transport is gone."""
         await asyncio.shield(self._closed)
+        sink_wait = getattr(self.sink, "wait_closed", None)
+        if sink_wait is not None:
+            await sink_wait()
 
     async def __aenter__(self) -> Session:
         return self

@@ -100,6 +100,10 @@ class _ChildProcessProtocol(asyncio.SubprocessProtocol):
         if stdin is not None and not stdin.is_closing():
             stdin.writelines(frames)
 
+    async def wait_closed(self) -> None:
+        """The child has exited (`close()` killed it if it lingered)."""
+        await asyncio.shield(self.exited)
+
     def get_write_buffer_size(self) -> int:
         stdin = self._stdin()
         return stdin.get_write_buffer_size() if stdin is not None else 0
