@@ -53,6 +53,7 @@ import asyncio
 import contextlib
 import contextvars
 import dataclasses
+import ipaddress
 import json
 import logging
 import re
@@ -167,6 +168,36 @@ def _fit_options(options: Options, remote_sdp: str) -> Options:
     if options.max_message_size == 0 or options.max_message_size > cap:
         return dataclasses.replace(options, max_message_size=cap)
     return options
+
+
+def _is_loopback(address: str) -> bool:
+    try:
+        return ipaddress.ip_address(address).is_loopback
+    except ValueError:
+        return False
+
+
+def _loopback_only(hosts: Sequence[str] | None) -> bool:
+    return bool(hosts) and all(_is_loopback(h) for h in hosts or ())
+
+
+_SDP_CANDIDATE = re.compile(r"^a=candidate:\S+ \d+ \S+ \d+ (\S+) .*(?:\r?\n|$)", re.MULTILINE)
+
+
+def _reachable_sdp(sdp: str, hosts: Sequence[str] | None) -> str:
+    """Drop the remote candidates a loopback-pinned peer cannot reach.
+
+    A socket bound to 127.0.0.1 only reaches loopback, so checks towards the
+    browser's other addresses are pointless, and would be the only packets
+    sent anywhere but 127.0.0.1 in a loopback setup.
+    """
+    if not _loopback_only(hosts):
+        return sdp
+    return _SDP_CANDIDATE.sub(lambda m: m.group(0) if _is_loopback(m.group(1)) else "", sdp)
+
+
+def _reachable(candidate: RTCIceCandidate | None, hosts: Sequence[str] | None) -> bool:
+    return candidate is None or not _loopback_only(hosts) or _is_loopback(candidate.ip)
 
 
 def _reliability(info: CoreChannel) -> dict[str, Any]:
@@ -349,6 +380,11 @@ class DataChannelSink:
             # else: the control channel is gone, or the channel is: nothing to deliver to
         self._check_pressure()
 
+    @property
+    def datachannels(self) -> dict[int, RTCDataChannel]:
+        """The bound DataChannels by channel id (0 = `omux/control`)."""
+        return dict(self._dcs)
+
     def get_write_buffer_size(self) -> int:
         """Bytes not yet handed to SCTP: DataChannel buffers plus frames held for a DC."""
         return self._held_bytes + sum(dc.bufferedAmount for dc in self._ids)
@@ -501,6 +537,9 @@ async def connect(url: str, options: Options) -> Session:
             candidates = [_candidate(c) for c in answer.get("candidates") or []]
         except (ValueError, KeyError, TypeError):
             raise TransportError("the WebRTC signaling answer is malformed") from None
+        hosts = _hosts(options)
+        sdp = _reachable_sdp(sdp, hosts)
+        candidates = [c for c in candidates if _reachable(c, hosts)]
         session = Session(_fit_options(options, sdp), is_client=True, mode="message")
         session.transport_info.update(url=url, transport="webrtc")
         sink = DataChannelSink(session, pc, control)
@@ -601,7 +640,8 @@ class WebRTCListener:
         except ValueError as exc:
             return _http.Response.text(HTTPStatus.BAD_REQUEST, str(exc))
         for candidate in candidates:
-            await sink.pc.addIceCandidate(candidate)
+            if _reachable(candidate, self.hosts):
+                await sink.pc.addIceCandidate(candidate)
         return _http.Response(HTTPStatus.NO_CONTENT)
 
     async def _offer(
@@ -616,6 +656,8 @@ class WebRTCListener:
             candidates = [_candidate(c) for c in (body.get("candidates") or [])[:64]]
         except (ValueError, TypeError) as exc:
             return _http.Response.text(HTTPStatus.BAD_REQUEST, str(exc))
+        sdp = _reachable_sdp(sdp, self.hosts)
+        candidates = [c for c in candidates if _reachable(c, self.hosts)]
         pc = RTCPeerConnection(_configuration(self.options))
         control = pc.createDataChannel(CONTROL_LABEL, negotiated=True, id=0, protocol=PROTOCOL)
         session = Session(_fit_options(self.options, sdp), is_client=False, mode="message")
