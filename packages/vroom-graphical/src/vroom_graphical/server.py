@@ -379,8 +379,8 @@ class GraphicalServer:
     ) -> None:
         s = self.sessions.get(route.session)
         if route.role is Role.CONTROL:
-            assert s is not None
-            self._on_control(s, type_, data, out)
+            if s is not None:
+                self._on_control(s, type_, data, out)
         elif route.role in (Role.POINTER, Role.BUTTON):
             self._on_input(s, route.role, type_, data, out)
         elif s is not None and s.handshake is not None:
