@@ -177,20 +177,27 @@ async def listen(url: str, server: Server) -> Any:
     raise ValueError("stdio: is client-only; a child serves with serve_stdio(handler)")
 
 
-async def serve_stdio(handler: Handler, **kwargs: Any) -> Session:
+async def serve_stdio(
+    handler: Handler, *, stdin: int | None = None, stdout: int | None = None, **kwargs: Any
+) -> Session:
     """Child side: serve one OpenMux session on this process's stdin/stdout.
 
     Returns the (closed) session once the handler is done or the parent left.
+    `stdin`/`stdout` name other file descriptors (pipes, sockets) to serve
+    on instead; they are duplicated, the caller keeps its own.
     """
     options = Options.from_kwargs(**kwargs)
     loop = asyncio.get_running_loop()
-    in_fd = os.dup(sys.stdin.fileno())
-    out_fd = os.dup(sys.stdout.fileno())
-    sys.stdout.flush()
-    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())  # stray prints go to the logs
-    devnull = os.open(os.devnull, os.O_RDONLY)
-    os.dup2(devnull, sys.stdin.fileno())
-    os.close(devnull)
+    if stdin is None and stdout is None:
+        in_fd, out_fd = os.dup(0), os.dup(1)
+        sys.stdout.flush()
+        os.dup2(2, 1)  # stray prints go to the logs
+        devnull = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(devnull, 0)
+        os.close(devnull)
+    else:
+        in_fd = os.dup(0 if stdin is None else stdin)
+        out_fd = os.dup(1 if stdout is None else stdout)
     session = Session(options, is_client=False, mode="stream")
     protocol = _ChildSideProtocol(session)
     reader = os.fdopen(in_fd, "rb", buffering=0)
