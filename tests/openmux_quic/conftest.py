@@ -14,6 +14,21 @@ from openmux.aio import quic
 from .raw import RawPeer, raw_peer
 
 
+@pytest.fixture(autouse=True)
+async def _no_stray_loop_errors() -> AsyncIterator[None]:
+    """An exception escaping a protocol callback only gets logged by asyncio:
+    make it fail the test instead."""
+    import asyncio
+
+    loop = asyncio.get_running_loop()
+    errors: list[dict[str, Any]] = []
+    previous = loop.get_exception_handler()
+    loop.set_exception_handler(lambda _loop, context: errors.append(context))
+    yield
+    loop.set_exception_handler(previous)
+    assert not errors, errors
+
+
 @pytest.fixture(scope="session")
 def cert(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
     return quic.write_self_signed_certificate(tmp_path_factory.mktemp("quic-cert"))
