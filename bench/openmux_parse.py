@@ -8,7 +8,8 @@ Figures, one line each (`name value unit`), best of `--runs` runs:
   `01 01 00 00 00 04 02 00 01 2c`), delivered in 64 KiB reads as a TCP socket
   would (so frames straddle read boundaries), and as one big buffer;
   measured at the `FrameReader.feed` level and at the `Connection.receive_data`
-  level (one `MessageReceived` per frame, on an open unreliable channel).
+  level (one `MessageReceived` per frame, on an open unreliable channel);
+  and one frame per `Connection.receive_message` call (message mode).
 - 64 KiB frames (payload 65535 bytes, the largest standard frame) delivered
   in 256 KiB reads: payload GB/s through `FrameReader.feed` and
   `Connection.receive_data`; plus `decode_message` (message mode, one frame per
@@ -100,6 +101,28 @@ def bench_connection(chunks: list[bytes], runs: int) -> tuple[float, int]:
     return best(run, runs)
 
 
+def bench_message_mode(runs: int) -> tuple[float, int]:
+    """`receive_message` per frame, as a WebSocket or DataChannel transport does."""
+
+    def run() -> int:
+        client = Connection(
+            Config(is_client=True, channels=[ChannelSpec("pointer", False, False)]), "message"
+        )
+        server = Connection(Config(is_client=False), "message")
+        client.initiate(0.0)
+        server.initiate(0.0)
+        for message in client.messages_to_send():
+            server.receive_message(message, 0.0)
+        receive = server.receive_message
+        n = 0
+        for _ in range(SMALL_COUNT):
+            n += len(receive(MOUSE_MOVE, 1.0))
+        assert n == SMALL_COUNT
+        return n
+
+    return best(run, runs)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=7, help="best of N runs (default 7)")
@@ -113,6 +136,8 @@ def main() -> None:
     report("openmux_parse_small_reader_one_buffer", n / t, "frames/s")
     t, n = bench_connection(small_reads, runs)
     report("openmux_parse_small_connection_64k_reads", n / t, "frames/s")
+    t, n = bench_message_mode(runs)
+    report("openmux_parse_small_connection_message_mode", n / t, "frames/s")
 
     big_frame = encode_frame(1, 1, bytes(range(256)) * 255 + bytes(255))
     assert len(big_frame) == 6 + BIG_PAYLOAD

@@ -200,3 +200,18 @@ def test_fast_path_events() -> None:
     server = open_server(Connection)
     events = server.receive_data(encode_frame(2, 1, b"\2\0\1\x2c") * 3, 1.0)
     assert events == [MessageReceived(2, 1, b"\2\0\1\x2c")] * 3
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
+@given(frame_bytes(), st.sampled_from([0, 100, 5000]), st.sampled_from([bytes, bytearray]))
+def test_decode_message_matches_reference(message: bytes, limit: int, kind: type) -> None:
+    frames, rest, error = reference_parse(message, limit)
+    try:
+        got = decode_message(kind(message), limit)
+    except (FrameError, MessageTooLarge) as exc:
+        assert error is not None or len(frames) != 1 or rest, exc
+        if error is not None and not frames:  # the first header is the culprit
+            assert type(exc) is type(error) and str(exc) == str(error)
+    else:
+        assert error is None and rest == 0 and frames == [got]
+        assert type(got[3]) is bytes

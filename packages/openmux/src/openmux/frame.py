@@ -75,25 +75,29 @@ def _check_length(length: int, limit: int) -> None:
 
 def decode_message(message: Buffer, limit: int = 0) -> RawFrame:
     """Parse a transport message that must hold exactly one frame (message mode)."""
-    mv = memoryview(message)
-    size = mv.nbytes
+    if type(message) is not bytes:
+        # One copy of the payload, never two: the caller may reuse its buffer.
+        message = memoryview(message).cast("B")
+    size = len(message)
     if size < HEADER_SIZE:
         raise FrameError(f"message of {size} bytes is shorter than a frame header")
-    channel, type_, flags, reserved, length = _unpack_std(mv)
-    check_header(channel, flags, reserved)
+    channel, type_, flags, reserved, length = _unpack_std(message)
     header = HEADER_SIZE
-    if flags & _EXTENDED:
-        if size < EXTENDED_HEADER_SIZE:
-            raise FrameError("message is shorter than an extended frame header")
-        (length,) = _EXT_LEN.unpack_from(mv, 4)
-        header = EXTENDED_HEADER_SIZE
-    _check_length(length, limit)
+    if flags or reserved or channel == RESERVED_CHANNEL:
+        check_header(channel, flags, reserved)
+        if flags & _EXTENDED:
+            if size < EXTENDED_HEADER_SIZE:
+                raise FrameError("message is shorter than an extended frame header")
+            (length,) = _EXT_LEN.unpack_from(message, 4)
+            header = EXTENDED_HEADER_SIZE
+            flags &= ~_EXTENDED
+    if limit and length > limit:
+        _check_length(length, limit)
     if size != header + length:
         raise FrameError(
             f"message of {size} bytes holds a frame of {header + length}: one message, one frame"
         )
-    # One copy of the payload, never two: the caller may reuse its buffer.
-    return channel, type_, flags & ~_EXTENDED, mv[header:].tobytes()
+    return channel, type_, flags, bytes(message[header:])  # no second copy of bytes
 
 
 _SMALL_PIECE = 4096
