@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hmac
 
+import openmux
 import pytest
 from vroom_terminal import (
     AuthResult,
@@ -144,6 +145,14 @@ def test_full_flow(encoding: Encoding, mode: str) -> None:
     assert of_type(c, SessionClosed) and of_type(s, SessionClosed)
     assert pair.client.state() is State.DISCONNECTED
     assert pair.server.state() is State.DISCONNECTED
+    _no_mux_errors(pair)
+    assert not pair.pair.client.channels and not pair.pair.server.channels
+
+
+def _no_mux_errors(pair: TermPair) -> None:
+    """No crossing CLOSE_CHANNELs or other mux-level complaints."""
+    mux_events = pair.pair.client_events + pair.pair.server_events
+    assert not [e for e in mux_events if isinstance(e, openmux.ErrorReceived)]
 
 
 def test_auth_failure_closes_the_control_channel() -> None:
@@ -210,6 +219,7 @@ def test_pty_refused() -> None:
     assert [(e.code, e.fatal) for e in of_type(c, ErrorReceived)] == [(503, True)]
     assert of_type(c, SessionClosed)
     assert pair.client.state() is State.DISCONNECTED is pair.server.state()
+    _no_mux_errors(pair)
 
 
 def test_capabilities_resolved_over_the_wire() -> None:
@@ -293,6 +303,8 @@ def test_client_closes_session() -> None:
     _c, s = pair.pump()
     assert of_type(s, SessionClosed) and s[-1].by_peer
     assert pair.server.state() is State.DISCONNECTED
+    _no_mux_errors(pair)
+    assert not pair.pair.client.channels and not pair.pair.server.channels
 
 
 def test_connection_lost_closes_every_session() -> None:
@@ -371,3 +383,15 @@ def test_window_overrun_is_reported_not_lost() -> None:
     assert sum(len(e.data) for e in of_type(c, PtyOutput)) == 50
     assert [e.code for e in of_type(c, ErrorSent)] == [400]
     assert [e.code for e in of_type(s, ErrorReceived)] == [400]
+
+
+def test_peer_closing_only_the_pty_channel_ends_the_session() -> None:
+    pair = TermPair()
+    _ready(pair)
+    pair.pair.client.close_channel(pair.client.sessions[""].pty_id or 0)
+    _, s = pair.pump()
+    assert of_type(s, SessionClosed)
+    assert pair.server.state() is State.DISCONNECTED
+    assert pair.client.state() is State.DISCONNECTED  # the server closed the control channel
+    assert not pair.pair.client.channels and not pair.pair.server.channels
+    _no_mux_errors(pair)

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import enum
 import json
-import math
 import struct
 from typing import Any, NamedTuple
 
@@ -235,10 +234,6 @@ def _scan_item(data: bytes, pos: int, depth: int, max_depth: int, key: bool = Fa
     if info == 31:
         raise DecodeError("unexpected CBOR break")
     raise DecodeError(f"CBOR simple value {info} is not used by VROOM-Terminal")
-
-
-def is_finite_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 __all__ = [

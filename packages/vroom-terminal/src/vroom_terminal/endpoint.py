@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 import openmux
 from openmux import Channel, ChannelSpec
 
-from .channels import Role, parse_name
+from .channels import Role
 from .codec import MessageType, decode_tlv
 from .errors import (
     ErrorCode,
@@ -158,8 +158,11 @@ class Endpoint:
         sess.state = State.DISCONNECTED
 
     def _close(self, sess: Session, reason: str, out: Out, *, by_peer: bool) -> None:
+        """Close the session's channels, control first: the peer ends the session
+        on the control channel's CLOSE_CHANNEL and closes nothing itself, so the
+        two CLOSE_CHANNELs never cross."""
         mux_open = self.mux.state is openmux.State.OPEN
-        for channel_id in (sess.pty_id, sess.control_id):
+        for channel_id in (sess.control_id, sess.pty_id):
             if channel_id is not None and mux_open and channel_id in self.mux.channels:
                 self.mux.close_channel(channel_id, reason)
         self._forget(sess)
@@ -189,16 +192,15 @@ class Endpoint:
         if entry is None:
             return
         sess, role = entry
-        if role is Role.PTY:
-            sess.pty_id = None
-            if sess.state is State.CLOSING:
-                return
-        else:
+        if role is Role.CONTROL:
+            # The session is over; the peer closes its pty channel itself.
             sess.control_id = None
-        self._close(sess, reason or f"{role.value} channel closed by the peer", out, by_peer=True)
-
-    def _parse_ours(self, name: str) -> tuple[Role, str] | None:
-        return parse_name(name)
+            self._forget(sess)
+            out.append(SessionClosed(sess.key, reason or "control channel closed", True))
+            return
+        sess.pty_id = None
+        if sess.state is not State.CLOSING:  # the data plane is gone: end the session
+            self._close(sess, reason or "pty channel closed by the peer", out, by_peer=True)
 
     # ------------------------------------------------- control messages
 
