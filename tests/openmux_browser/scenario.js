@@ -90,3 +90,19 @@ export async function closedByServer(omux, url, options) {
   }
   return { closed, sendError };
 }
+
+/** Connect to a scripted (hostile) server and report how the session ended. */
+export async function hostile(omux, url, options) {
+  let s;
+  try {
+    s = await omux.connect(url, {
+      channels: [{ name: "u", reliable: false, ordered: false }, "echo"], closeTimeout: 0.2, ...options,
+    });
+  } catch (err) {
+    return { connectError: [err.name, err.code] };
+  }
+  const errors = [];
+  s.onerror = (body) => errors.push(body.code);
+  const closed = await s.closed;
+  return { closed, errors };
+}

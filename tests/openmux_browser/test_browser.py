@@ -22,6 +22,7 @@ import pytest
 import pytest_asyncio
 from openmux import ChannelSpec
 from openmux.aio import _http
+from openmux.aio.static import CONTENT_TYPE, script
 from openmux.aio.webrtc import DataChannelSink, WebRTCListener
 
 CHROMIUM = "/usr/bin/chromium"
@@ -40,6 +41,7 @@ HERE = Path(__file__).resolve().parent
 
 pytestmark = [
     pytest.mark.browser,
+    pytest.mark.asyncio(loop_scope="module"),
     pytest.mark.timeout(120),
     pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="needs Debian's chromium"),
 ]
@@ -127,7 +129,8 @@ class Harness:
         )
 
 
-async def _page_server(signaling: str) -> asyncio.Server:
+async def page_server(signaling: str = "") -> asyncio.Server:
+    """The test page; it imports `<signaling>/openmux.js` (this server's own if "")."""
     page = (
         '<!doctype html><meta charset="utf-8"><title>openmux.js</title><script type="module">'
         f'import * as omux from "{signaling}/openmux.js";'
@@ -142,12 +145,23 @@ async def _page_server(signaling: str) -> asyncio.Server:
             return _http.Response(200, page, "text/html; charset=utf-8")
         if request.path == "/scenario.js":
             return _http.Response(200, scenario_js, "text/javascript")
+        if request.path == "/openmux.js":
+            return _http.Response(200, script(), CONTENT_TYPE)
         return _http.Response.text(404)
 
     return await _http.start_server(handle, "127.0.0.1", 0)
 
 
-@pytest_asyncio.fixture
+async def open_page(browser: Any, origin: str, messages: list[str]) -> Any:
+    page = await browser.new_page()
+    page.on("console", lambda m: messages.append(m.text))
+    page.on("pageerror", lambda e: messages.append(f"pageerror: {e}"))
+    await page.goto(origin + "/")
+    await page.wait_for_function("window.ready === true", timeout=30_000)
+    return page
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def browser() -> AsyncIterator[Any]:
     from playwright.async_api import async_playwright
 
@@ -176,17 +190,13 @@ async def _harness(browser: Any, **server_options: Any) -> AsyncIterator[Harness
         app.handler, ["ws://127.0.0.1:0/omux", "webrtc+http://127.0.0.1:0"], **options
     )
     signaling = server.url("webrtc+http").replace("webrtc+", "")
-    pages = await _page_server(signaling)
+    pages = await page_server(signaling)
     origin = f"http://127.0.0.1:{pages.sockets[0].getsockname()[1]}"
     # the page server's port is known only now: allow it as a CORS origin
     webrtc_listener(server).cors_origins = (origin,)
-    page = await browser.new_page()
     messages: list[str] = []
-    page.on("console", lambda m: messages.append(m.text))
-    page.on("pageerror", lambda e: messages.append(f"pageerror: {e}"))
+    page = await open_page(browser, origin, messages)
     try:
-        await page.goto(origin + "/")
-        await page.wait_for_function("window.ready === true", timeout=30_000)
         yield Harness(page, app, server)
     finally:
         await page.close()
@@ -196,7 +206,7 @@ async def _harness(browser: Any, **server_options: Any) -> AsyncIterator[Harness
         print("\n".join(messages))
 
 
-@pytest_asyncio.fixture
+@pytest_asyncio.fixture(loop_scope="module")
 async def harness(browser: Any) -> AsyncIterator[Harness]:
     async for h in _harness(browser):
         yield h

@@ -338,7 +338,7 @@ export class Session {
     this._lastRx = performance.now();
     let frame;
     try {
-      const limit = this.state === "open" && this.maxMessageSize ? this.maxMessageSize : this.options.maxReassembly;
+      const limit = this.maxMessageSize || this.options.maxReassembly; // ours until WELCOME
       frame = decodeFrame(message, limit);
       this._handleFrame(frame);
     } catch (e) {
