@@ -3,48 +3,68 @@
     .venv/bin/python bench/transport_quic.py
 
 The server runs in a child process (one core each side, as two real peers
-would); the client in this one. Figures, one line each (`name value unit`):
+would), the client in this one; both use `openmux.aio.quic.quic_configuration`
+(same windows, same datagram setting) and a self-signed certificate made for
+the run. The child serves OpenMux at `quic://127.0.0.1:<port>` (channels `sink`
+and `echo` of _transport.py, plus an unreliable `dgram` echo on QUIC
+datagrams) and, on a second port, a bare aioquic server whose streams count
+bytes (first byte b"S"; FIN asks for the count) or echo (first byte b"E").
+Figures (`name value unit` lines):
 
-- bulk: one stream (bare) / one reliable channel (OpenMux) carrying 64 KiB
-  messages, the sender waiting while more than 256 KiB is unacknowledged (the
-  session's default write high-water mark); MB/s from the first byte sent to
-  the server's report that it received everything.
-- round trips: a 32-byte message echoed by the server, one at a time.
-- OpenMux only: the same round trip over an unreliable channel (QUIC datagrams).
+- bulk: 64 KiB messages one way on one reliable channel / one stream, the
+  sender waiting while more than 256 KiB is unacknowledged (the session's
+  default write high-water mark, applied by hand to bare aioquic); MB/s
+  (10^6 bytes/s) from the first byte to the server's count of everything.
+- round trips: a 16-byte message echoed by the server, one at a time, for
+  `BENCH_RTT_SECONDS` (default 2); OpenMux also over a datagram channel.
 
-Each figure is the best of `--runs` runs.
+aioquic is pure Python (packet protection aside), so the figures are small;
+the interesting one is the ratio. Each figure is the best of two alternated
+runs. `BENCH_QUIC_MB` sets the bulk volume (default 32).
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
+import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
 from typing import Any
 
-from aioquic.asyncio.client import connect
-from aioquic.asyncio.protocol import QuicConnectionProtocol
-from aioquic.asyncio.server import serve
-from aioquic.quic.configuration import QuicConfiguration
-from aioquic.quic.events import QuicEvent, StreamDataReceived
-from openmux.aio import quic as omux_quic
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-CHUNK = 64 * 1024
-SMALL = 32
+import openmux.aio as aio
+from _transport import (
+    MESSAGE,
+    RTT_SECONDS,
+    SMALL,
+    _rtt,
+    bulk,
+    handler,
+    report,
+    round_trips,
+    server_process,
+)
+from aioquic.asyncio.client import connect as quic_connect
+from aioquic.asyncio.protocol import QuicConnectionProtocol
+from aioquic.asyncio.server import serve as quic_serve
+from aioquic.quic.events import QuicEvent, StreamDataReceived
+from openmux import ChannelSpec
+from openmux.aio import quic
+
+BULK_BYTES = int(os.environ.get("BENCH_QUIC_MB", "32")) * 1024 * 1024
 HIGH_WATER = 256 * 1024
 LOW_WATER = HIGH_WATER // 4
-ALPN = ["bench"]
+DATAGRAM_PATIENCE = 1.0  # a lost datagram is counted, not waited for
 
 
-# ----------------------------------------------------------------- bare aioquic
+# ------------------------------------------------------------- bare aioquic
 
 
 class BareServer(QuicConnectionProtocol):
-    """First byte of a stream picks the mode: b"B" counts bytes until FIN, b"E" echoes."""
+    """First byte of a stream picks the mode: b"S" counts until FIN, b"E" echoes."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -58,9 +78,9 @@ class BareServer(QuicConnectionProtocol):
         mode = self._modes.get(sid)
         if mode is None and data:
             mode = self._modes[sid] = data[:1]
-            data = data[1:]
             self._counts[sid] = 0
-        if mode == b"B":
+            data = data[1:]
+        if mode == b"S":
             self._counts[sid] += len(data)
             if event.end_stream:
                 self._quic.send_stream_data(sid, str(self._counts[sid]).encode(), True)
@@ -74,230 +94,167 @@ class BareClient(QuicConnectionProtocol):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.received: dict[int, bytearray] = {}
-        self.waiter: asyncio.Future[None] | None = None
-        self.drained: asyncio.Event = asyncio.Event()
+        self.data_waiter: asyncio.Future[None] | None = None
+        self.drained = asyncio.Event()
         self.bulk_stream: int | None = None
 
     def quic_event_received(self, event: QuicEvent) -> None:
         if isinstance(event, StreamDataReceived):
             self.received.setdefault(event.stream_id, bytearray()).extend(event.data)
-            if self.waiter is not None and not self.waiter.done():
-                self.waiter.set_result(None)
+            if self.data_waiter is not None and not self.data_waiter.done():
+                self.data_waiter.set_result(None)
 
     def datagram_received(self, data: bytes | str, addr: Any) -> None:
         super().datagram_received(data, addr)
-        if self.bulk_stream is not None and self.unacked(self.bulk_stream) <= LOW_WATER:
+        sid = self.bulk_stream
+        if sid is not None and quic.stream_buffered(self._quic, sid) <= LOW_WATER:
             self.drained.set()
 
-    def unacked(self, sid: int) -> int:
-        return omux_quic.stream_buffered(self._quic, sid)
-
-    async def wait_data(self, sid: int, size: int) -> bytes:
+    async def read(self, sid: int, size: int) -> bytes:
         buf = self.received.setdefault(sid, bytearray())
         while len(buf) < size:
-            self.waiter = asyncio.get_running_loop().create_future()
-            await self.waiter
+            self.data_waiter = asyncio.get_running_loop().create_future()
+            await self.data_waiter
         out = bytes(buf[:size])
         del buf[:size]
         return out
 
 
-async def bare_bulk(client: BareClient, total: int) -> float:
-    quic = client._quic
-    sid = quic.get_next_available_stream_id()
+async def bare_bulk(client: BareClient, total: int = BULK_BYTES) -> float:
+    q = client._quic
+    payload = os.urandom(MESSAGE)
+    count = total // MESSAGE
+    sid = q.get_next_available_stream_id()
     client.bulk_stream = sid
-    chunk = b"x" * CHUNK
     start = time.perf_counter()
-    quic.send_stream_data(sid, b"B")
-    for _ in range(total // CHUNK):
-        if client.unacked(sid) > HIGH_WATER:
+    q.send_stream_data(sid, b"S")
+    for _ in range(count):
+        if quic.stream_buffered(q, sid) > HIGH_WATER:
             client.drained.clear()
             client.transmit()
             await client.drained.wait()
-        quic.send_stream_data(sid, chunk)
+        q.send_stream_data(sid, payload)
         client._transmit_soon()
-    quic.send_stream_data(sid, b"", end_stream=True)
+    q.send_stream_data(sid, b"", end_stream=True)
     client.transmit()
-    count = len(str(total // CHUNK * CHUNK))
-    reply = await client.wait_data(sid, count)
+    reply = await client.read(sid, len(str(count * MESSAGE)))
     elapsed = time.perf_counter() - start
-    assert int(reply) == total // CHUNK * CHUNK, reply
+    assert int(reply) == count * MESSAGE, reply
     client.bulk_stream = None
-    return total / elapsed / 1e6
+    return count * MESSAGE / elapsed / 1e6
 
 
-async def bare_rtt(client: BareClient, count: int) -> float:
-    quic = client._quic
-    sid = quic.get_next_available_stream_id()
-    message = b"y" * SMALL
-    quic.send_stream_data(sid, b"E")
-    start = time.perf_counter()
-    for _ in range(count):
-        quic.send_stream_data(sid, message)
+async def bare_round_trips(client: BareClient) -> float:
+    q = client._quic
+    sid = q.get_next_available_stream_id()
+    payload = b"x" * SMALL
+    q.send_stream_data(sid, b"E")
+
+    async def send() -> None:
+        q.send_stream_data(sid, payload)
         client.transmit()
-        await client.wait_data(sid, SMALL)
-    return count / (time.perf_counter() - start)
+
+    return await _rtt(send, lambda: client.read(sid, SMALL), RTT_SECONDS)
 
 
-def client_configuration(cafile: str) -> QuicConfiguration:
-    config = omux_quic.quic_configuration(is_client=True, alpn=ALPN)
+async def bare_figures(port: int, cafile: str) -> tuple[float, float]:
+    config = quic.quic_configuration(is_client=True)
     config.load_verify_locations(cafile)
-    return config
-
-
-async def run_bare(port: int, cafile: str, args: argparse.Namespace) -> dict[str, float]:
-    results: dict[str, float] = {}
-    async with connect(
-        "127.0.0.1", port, configuration=client_configuration(cafile), create_protocol=BareClient
-    ) as proto:
-        client = proto
+    async with quic_connect(
+        "127.0.0.1", port, configuration=config, create_protocol=BareClient
+    ) as client:
         assert isinstance(client, BareClient)
-        results["quic_bare_bulk_64k"] = max(
-            [await bare_bulk(client, args.megabytes << 20) for _ in range(args.runs)]
-        )
-        results["quic_bare_roundtrips"] = max(
-            [await bare_rtt(client, args.roundtrips) for _ in range(args.runs)]
-        )
-    return results
+        return await bare_bulk(client), await bare_round_trips(client)
 
 
-# ------------------------------------------------------------------- OpenMux
+# ----------------------------------------------------------------- OpenMux
 
 
-async def openmux_handler(session: Any) -> None:
-    async def bulk(channel: Any) -> None:
-        received = 0
-        async for kind, data in channel:
-            if kind == 1:
-                received += len(data)
-            else:
-                await channel.send(2, str(received).encode())
-                received = 0
+async def datagram_round_trips(session: aio.Session) -> tuple[float, int]:
+    """Round trips on the unreliable `dgram` channel; a lost one is counted."""
+    dgram = session.channel("dgram")
+    payload = b"x" * SMALL
+    lost = 0
 
-    async def echo(channel: Any) -> None:
-        async for kind, data in channel:
-            await channel.send(kind, data)
-
-    await asyncio.gather(
-        bulk(session.channel("bulk")),
-        echo(session.channel("echo")),
-        echo(session.channel("dgram")),
-    )
-
-
-async def openmux_bulk(session: Any, total: int) -> float:
-    channel = session.channel("bulk")
-    chunk = b"x" * CHUNK
-    start = time.perf_counter()
-    for _ in range(total // CHUNK):
-        await channel.send(1, chunk)
-    await channel.send(2, b"")
-    _, reply = await channel.recv()
-    elapsed = time.perf_counter() - start
-    assert int(reply) == total // CHUNK * CHUNK, reply
-    return total / elapsed / 1e6
-
-
-async def openmux_rtt(session: Any, name: str, count: int) -> float:
-    channel = session.channel(name)
-    message = b"y" * SMALL
-    start = time.perf_counter()
-    for _ in range(count):
-        await channel.send(1, message)
-        await channel.recv()
-    return count / (time.perf_counter() - start)
-
-
-async def run_openmux(port: int, cafile: str, args: argparse.Namespace) -> dict[str, float]:
-    import openmux
-    import openmux.aio
-
-    channels = [
-        openmux.ChannelSpec("bulk"),
-        openmux.ChannelSpec("echo"),
-        openmux.ChannelSpec("dgram", reliable=False, ordered=False),
-    ]
-    session = await openmux.aio.connect(
-        f"quic://127.0.0.1:{port}", channels=channels, cafile=cafile, ping_interval=0
-    )
-    results: dict[str, float] = {}
-    async with session:
-        results["quic_openmux_bulk_64k"] = max(
-            [await openmux_bulk(session, args.megabytes << 20) for _ in range(args.runs)]
-        )
-        results["quic_openmux_roundtrips"] = max(
-            [await openmux_rtt(session, "echo", args.roundtrips) for _ in range(args.runs)]
-        )
-        results["quic_openmux_datagram_roundtrips"] = max(
-            [await openmux_rtt(session, "dgram", args.roundtrips) for _ in range(args.runs)]
-        )
-    return results
-
-
-# -------------------------------------------------------------------- driver
-
-
-async def server_main(certfile: str, keyfile: str, with_openmux: bool) -> None:
-    config = omux_quic.quic_configuration(is_client=False, alpn=ALPN)
-    config.load_cert_chain(certfile, keyfile)
-    bare = await serve("127.0.0.1", 0, configuration=config, create_protocol=BareServer)
-    ports = [str(bare._transport.get_extra_info("sockname")[1])]  # type: ignore[union-attr]
-    if with_openmux:
-        import openmux.aio
-
-        server = await openmux.aio.serve(
-            openmux_handler,
-            ["quic://127.0.0.1:0"],
-            certfile=certfile,
-            keyfile=keyfile,
-            ping_interval=0,
-        )
-        ports.append(server.url("quic").rsplit(":", 1)[1])
-    print(" ".join(ports), flush=True)
-    await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
-
-
-async def client_main(args: argparse.Namespace) -> None:
-    with tempfile.TemporaryDirectory() as tmp:
-        certfile, keyfile = omux_quic.write_self_signed_certificate(tmp)
-        cmd = [sys.executable, os.path.abspath(__file__), "--serve", certfile, keyfile]
-        if args.bare_only:
-            cmd.append("--bare-only")
-        proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    async def recv() -> None:
+        nonlocal lost
         try:
-            assert proc.stdout is not None
-            ports = [int(p) for p in proc.stdout.readline().split()]
-            results = await run_bare(ports[0], certfile, args)
-            if not args.bare_only:
-                results.update(await run_openmux(ports[1], certfile, args))
-        finally:
-            assert proc.stdin is not None
-            proc.stdin.close()
-            proc.wait(10)
-    units = {"bulk": "MB/s", "roundtrips": "rt/s"}
-    for name, value in results.items():
-        unit = units["bulk" if "bulk" in name else "roundtrips"]
-        print(f"{name} {value:.1f} {unit}")
-    if not args.bare_only:
-        print(
-            "quic_openmux_bulk_ratio "
-            f"{results['quic_openmux_bulk_64k'] / results['quic_bare_bulk_64k']:.2f} x"
-        )
+            await asyncio.wait_for(dgram.recv(), DATAGRAM_PATIENCE)
+        except TimeoutError:
+            lost += 1
+
+    rate = await _rtt(lambda: dgram.send(1, payload), recv, RTT_SECONDS)
+    return rate, lost
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--megabytes", type=int, default=64, help="bulk transfer size")
-    parser.add_argument("--roundtrips", type=int, default=2000)
-    parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--bare-only", action="store_true")
-    parser.add_argument("--serve", nargs=2, metavar=("CERT", "KEY"), help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    if args.serve:
-        asyncio.run(server_main(args.serve[0], args.serve[1], not args.bare_only))
-    else:
-        asyncio.run(client_main(args))
+async def openmux_figures(url: str, cafile: str) -> tuple[float, float, float, int]:
+    channels = ["sink", "echo", ChannelSpec("dgram", reliable=False, ordered=False)]
+    session = await aio.connect(url, channels=channels, cafile=cafile, ping_interval=0)
+    async with session:
+        assert session.channel("dgram").id in session.sink._datagram_channels  # type: ignore[union-attr]
+        rate = await bulk(session, BULK_BYTES)
+        rtt = await round_trips(session)
+        dgram_rtt, lost = await datagram_round_trips(session)
+    return rate, rtt, dgram_rtt, lost
+
+
+# ------------------------------------------------------------------ driver
+
+
+async def serve_main(certfile: str, keyfile: str) -> None:
+    config = quic.quic_configuration(is_client=False)
+    config.load_cert_chain(certfile, keyfile)
+    bare = await quic_serve("127.0.0.1", 0, configuration=config, create_protocol=BareServer)
+    bare_port = bare._transport.get_extra_info("sockname")[1]  # type: ignore[union-attr]
+    server = await aio.serve(
+        handler,
+        ["quic://127.0.0.1:0"],
+        certfile=certfile,
+        keyfile=keyfile,
+        max_message_size=0,
+        ping_interval=0,
+    )
+    print(json.dumps([*server.urls, f"bare://127.0.0.1:{bare_port}"]), flush=True)
+    await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
+    server.close()
+    await server.wait_closed()
+    bare.close()
+
+
+async def main() -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        certfile, keyfile = quic.write_self_signed_certificate(tmp)
+        async with server_process([], __file__, [certfile, keyfile]) as urls:
+            omux_url, bare_url = urls
+            bare_port = int(bare_url.rsplit(":", 1)[1])
+            best: dict[str, float] = {}
+            lost = 0
+            for _ in range(2):
+                bare_bulk_rate, bare_rtt = await bare_figures(bare_port, certfile)
+                omux_bulk, omux_rtt, dgram_rtt, dgram_lost = await openmux_figures(
+                    omux_url, certfile
+                )
+                lost += dgram_lost
+                for name, value in (
+                    ("bare_bulk", bare_bulk_rate),
+                    ("bare_rtt", bare_rtt),
+                    ("omux_bulk", omux_bulk),
+                    ("omux_rtt", omux_rtt),
+                    ("dgram_rtt", dgram_rtt),
+                ):
+                    best[name] = max(best.get(name, 0.0), value)
+    report("openmux_quic_bulk_64k", best["omux_bulk"], "MB/s")
+    report("bare_aioquic_bulk_64k", best["bare_bulk"], "MB/s")
+    report("openmux_quic_round_trips", best["omux_rtt"], "round-trips/s")
+    report("bare_aioquic_round_trips", best["bare_rtt"], "round-trips/s")
+    report("openmux_quic_datagram_round_trips", best["dgram_rtt"], "round-trips/s")
+    print(f"openmux_quic_vs_bare_bulk {best['omux_bulk'] / best['bare_bulk']:.2f} x")
+    print(f"openmux_quic_vs_bare_rtt {best['omux_rtt'] / best['bare_rtt']:.2f} x")
+    print(f"openmux_quic_datagrams_lost {lost} datagrams")
 
 
 if __name__ == "__main__":
-    main()
+    if len(sys.argv) > 1 and sys.argv[1] == "serve":
+        asyncio.run(serve_main(sys.argv[2], sys.argv[3]))
+    else:
+        asyncio.run(main())
