@@ -351,3 +351,20 @@ async def test_fallback_chain_ends_on_websocket() -> None:
     # nothing listens anywhere: a clear error naming every attempt
     with pytest.raises(aio.TransportError, match="fallback"):
         await aio.connect("vroom://127.0.0.1:9", quic_port=closed_udp_port(), attempt_timeout=1)
+
+
+async def test_handler_cancelled_when_the_session_ends() -> None:
+    cancelled = asyncio.Event()
+
+    async def handler(session: aio.Session) -> None:
+        try:
+            await asyncio.sleep(3600)  # not watching the session at all
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+
+    async with await aio.serve(handler, "tcp://127.0.0.1:0") as srv:
+        session = await aio.connect(srv.url("tcp"))
+        await session.close()
+        await asyncio.wait_for(cancelled.wait(), PATIENCE)
+        assert not srv.sessions or all(not s.is_open for s in srv.sessions)

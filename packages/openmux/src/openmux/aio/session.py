@@ -722,17 +722,28 @@ async def serve_session(session: Session, handler: Handler) -> None:
 
     The handler returning closes the session with 1000 (like websockets); an
     exception escaping it is logged and closes with 1001 GOING_AWAY (OpenMux
-    has no "internal error" code). A failed handshake ends quietly: the core
-    already answered it on the wire.
+    has no "internal error" code). When the session ends first (peer gone,
+    ping timeout), the handler is cancelled: its only subject is gone, and a
+    stdio child must not linger waiting on something else. A failed handshake
+    ends quietly: the core already answered it on the wire.
     """
     try:
         await session.wait_handshake()
     except HandshakeError as exc:
         logger.info("handshake failed: %s", exc)
         return
+    loop = asyncio.get_running_loop()
+    task = loop.create_task(handler(session))
+    closed = loop.create_task(session.wait_closed())
     try:
-        await handler(session)
-    except (SessionClosedError, ChannelClosedError):
+        await asyncio.wait({task, closed}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        closed.cancel()
+        if not task.done():
+            task.cancel()
+    try:
+        await task
+    except (SessionClosedError, ChannelClosedError, asyncio.CancelledError):
         pass
     except Exception:
         logger.exception("openmux handler failed")
