@@ -733,7 +733,7 @@ async def serve_session(session: Session, handler: Handler) -> None:
         logger.info("handshake failed: %s", exc)
         return
     loop = asyncio.get_running_loop()
-    task = loop.create_task(handler(session))
+    task: asyncio.Future[Any] = asyncio.ensure_future(handler(session))
     closed = loop.create_task(session.wait_closed())
     try:
         await asyncio.wait({task, closed}, return_when=asyncio.FIRST_COMPLETED)
