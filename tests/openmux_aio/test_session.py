@@ -13,7 +13,15 @@ import openmux.aio as aio
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from openmux import MAGIC, CloseCode, ControlType, FrameError, MessageTooLarge, encode_frame
+from openmux import (
+    MAGIC,
+    ChannelSpec,
+    CloseCode,
+    ControlType,
+    FrameError,
+    MessageTooLarge,
+    encode_frame,
+)
 
 from .peer import CMD, REPLY
 from .peer import handler as peer_handler
@@ -180,3 +188,25 @@ async def test_serve_stdio_on_pipes() -> None:
     reader.close()
     os.close(to_child_r)
     os.close(from_child_w)
+
+
+async def test_unread_unreliable_channel_drops_oldest_and_blocks_nothing() -> None:
+    read_limit = 256 * 1024
+    async with await aio.serve(peer_handler, "tcp://127.0.0.1:0") as srv:
+        session = await aio.connect(
+            srv.url("tcp"),
+            channels=["echo", ChannelSpec("lossy", reliable=False, ordered=False)],
+            read_limit=read_limit,
+        )
+        lossy, echo = session.channel("lossy"), session.channel("echo")
+        assert not lossy.reliable
+        for seq in range(200):  # 200 x 16 KiB echoed back, never read: 3.2 MB
+            await lossy.send(1, struct.pack(">I", seq) + bytes(16 * 1024))
+        await echo.send(1, b"marker")  # behind all of them on the wire
+        assert (await asyncio.wait_for(echo.recv(), PATIENCE)).data == b"marker"
+        assert not session._read_paused
+        assert lossy._lossy_bytes <= read_limit // 4
+        kept = [struct.unpack(">I", (await lossy.recv()).data[:4])[0] for _ in range(3)]
+        assert kept[0] > 0 and kept == sorted(kept)  # the oldest went first
+        await lossy.close()
+        await session.close()

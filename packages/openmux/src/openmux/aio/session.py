@@ -178,12 +178,20 @@ class Options:
 
 
 class Channel:
-    """An open channel of a `Session`: send, receive, iterate, close."""
+    """An open channel of a `Session`: send, receive, iterate, close.
+
+    Read every reliable channel you keep open (or close it): once more than
+    `Options.read_limit` bytes wait unread, the session stops reading from the
+    transport, which holds up every channel, as TCP would. Messages on an
+    unreliable channel never hold anything up: past a quarter of the read
+    limit unread, the oldest are dropped, as the network may drop them.
+    """
 
     def __init__(self, session: Session, info: CoreChannel) -> None:
         self._session = session
         self.info = info
         self._queue: deque[Message] = deque()
+        self._lossy_bytes = 0  # unread bytes of an unreliable channel
         self._waiter: asyncio.Future[None] | None = None
         self.closed = False
         self.close_reason = ""
@@ -238,7 +246,10 @@ class Channel:
             finally:
                 self._waiter = None
         message = self._queue.popleft()
-        self._session._consumed(len(message.data))
+        if self.info.reliable:
+            self._session._consumed(len(message.data))
+        else:
+            self._lossy_bytes -= len(message.data)
         return message
 
     def __aiter__(self) -> AsyncIterator[Message]:
@@ -279,10 +290,18 @@ class Channel:
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
 
+    def _deliver_lossy(self, message: Message, limit: int) -> None:
+        self._lossy_bytes += len(message.data)
+        while self._lossy_bytes > limit and self._queue:
+            self._lossy_bytes -= len(self._queue.popleft().data)
+        self._deliver(message)
+
     def _drop(self) -> None:
         dropped = sum(len(m.data) for m in self._queue)
         self._queue.clear()
-        self._session._consumed(dropped)
+        if self.info.reliable:
+            self._session._consumed(dropped)
+        self._lossy_bytes = 0
 
 
 class Session:
@@ -565,7 +584,11 @@ class Session:
         for event in events:
             if type(event) is MessageReceived:
                 channel = self._by_id.get(event.channel_id)
-                if channel is not None:
+                if channel is not None and not channel.info.reliable:
+                    channel._deliver_lossy(
+                        Message(event.type, event.data), self.options.read_limit // 4
+                    )
+                elif channel is not None:
                     channel._deliver(Message(event.type, event.data))
                     self._unread += len(event.data)
                     if self._unread > self.options.read_limit and not self._read_paused:
