@@ -17,6 +17,7 @@ from aioquic.quic.events import (
     QuicEvent,
     StreamDataReceived,
 )
+from aioquic.tls import SessionTicket
 from openmux import ControlType, FrameReader, encode_frame
 from openmux.aio import quic
 
@@ -81,10 +82,17 @@ class RawPeer(QuicConnectionProtocol):
 
 @asynccontextmanager
 async def raw_peer(
-    port: int, cafile: str, *, datagrams: bool = True, **connect_args: Any
+    port: int,
+    cafile: str,
+    *,
+    datagrams: bool = True,
+    ticket: SessionTicket | None = None,
+    **connect_args: Any,
 ) -> AsyncIterator[RawPeer]:
+    """`ticket` + `wait_connected=False`: what is sent first travels in 0-RTT."""
     config = quic.quic_configuration(is_client=True, datagrams=datagrams)
     config.load_verify_locations(cafile)
+    config.session_ticket = ticket
     async with connect(
         "127.0.0.1", port, configuration=config, create_protocol=RawPeer, **connect_args
     ) as peer:
