@@ -24,7 +24,11 @@ class ChannelSpec:
         return self.reliable and self.ordered
 
     def to_json(self) -> dict[str, Any]:
-        obj: dict[str, Any] = {"name": self.name, "reliable": self.reliable, "ordered": self.ordered}
+        obj: dict[str, Any] = {
+            "name": self.name,
+            "reliable": self.reliable,
+            "ordered": self.ordered,
+        }
         if self.max_retransmits is not None:
             obj["maxRetransmits"] = self.max_retransmits
         if self.max_packet_lifetime is not None:

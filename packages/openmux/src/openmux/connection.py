@@ -749,8 +749,8 @@ class Connection:
             return None
         current = self._reassembly.get(channel_id)
         if current is None:
-            if not flags & _FRAGMENT:
-                return payload
+            # Callers come here only with FRAGMENT set or a message pending:
+            # FRAGMENT_END alone was refused with the header.
             current = (type_, [], 0)
         elif not flags & _FRAGMENT or current[0] != type_:
             self._drop_reassembly(channel_id)
