@@ -215,3 +215,17 @@ def test_decode_message_matches_reference(message: bytes, limit: int, kind: type
     else:
         assert error is None and rest == 0 and frames == [got]
         assert type(got[3]) is bytes
+
+
+def test_fast_event_is_a_real_message_received() -> None:
+    import dataclasses
+
+    import pytest
+    from openmux.connection import _message_received
+
+    event = _message_received(3, 7, b"x")
+    assert type(event) is MessageReceived
+    assert event == MessageReceived(3, 7, b"x") and hash(event) == hash(MessageReceived(3, 7, b"x"))
+    assert repr(event) == "MessageReceived(channel_id=3, type=7, data=b'x')"
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        event.type = 8  # type: ignore[misc]

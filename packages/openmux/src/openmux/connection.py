@@ -16,6 +16,7 @@ enforces it.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import json
 import math
@@ -68,6 +69,35 @@ _FRAGMENT_END = int(Flags.FRAGMENT_END)
 _U32 = struct.Struct(">I")
 _U32X2 = struct.Struct(">II")
 _RESUME_EXTENSIONS = ("session-resume", "session-persistence")
+
+
+def _message_factory() -> Callable[[int, int, bytes], MessageReceived]:
+    """A `MessageReceived` maker for the receive fast path.
+
+    A frozen dataclass's `__init__` goes through `object.__setattr__` per field
+    (~380 ns on CPython 3.11, a third of the per-frame budget of
+    bench/openmux_parse.py); filling the slots directly makes the very same
+    object in ~230 ns. Falls back to the class if its fields ever change.
+    """
+    names = tuple(f.name for f in dataclasses.fields(MessageReceived))
+    if names != ("channel_id", "type", "data"):
+        return MessageReceived
+    new = object.__new__
+    set_channel = getattr(MessageReceived, "channel_id").__set__  # noqa: B009
+    set_type = getattr(MessageReceived, "type").__set__  # noqa: B009
+    set_data = getattr(MessageReceived, "data").__set__  # noqa: B009
+
+    def make(channel_id: int, type_: int, data: bytes) -> MessageReceived:
+        event = new(MessageReceived)
+        set_channel(event, channel_id)
+        set_type(event, type_)
+        set_data(event, data)
+        return event
+
+    return make
+
+
+_message_received = _message_factory()
 
 
 class State(enum.Enum):
@@ -285,7 +315,7 @@ class Connection:
         for frame in frames:
             channel_id, type_, flags, payload = frame
             if fast and not flags and channel_id in channels:
-                append(MessageReceived(channel_id, type_, payload))
+                append(_message_received(channel_id, type_, payload))
                 continue
             self._handle_frame(frame, now, events)
             if self._closed():
