@@ -874,3 +874,117 @@ class TestLocalMisuse:
     def test_pair_reports_failed_handshake(self) -> None:
         with pytest.raises(RuntimeError, match="handshake failed"):
             Pair(Config(is_client=True), Config(is_client=False, token="x"))
+
+
+# ------------------------------------------------------ odd corners
+
+
+class TestCorners:
+    def test_welcome_ignores_odd_and_unrequested_entries(self) -> None:
+        conn = Connection(Config(is_client=True, channels=[ChannelSpec("a")]), mode="message")
+        conn.initiate(0)
+        body = {
+            "version": [0, 1, 0],
+            "channels": ["a", 5, {"name": "zzz", "id": 9}, {"name": "a", "id": 3}],
+        }
+        events = conn.receive_message(ctl(ControlType.WELCOME, body), 0)
+        assert [c.id for c in conn.channels.values()] == [3] and len(events) == 2
+
+    def test_client_refuses_server_open_on_an_id_in_use(self) -> None:
+        pair = reliable_pair()
+        body = {"requestId": 1, "id": 1, **chan("dup")}
+        pair.client.receive_message(ctl(ControlType.OPEN_CHANNEL, body), 0)
+        assert control_sent(pair.client) == [
+            ("CHANNEL_REJECT", {"requestId": 1, "code": 1002, "reason": "id 1 is in use"})
+        ]
+
+    def test_ack_with_an_invalid_id_is_fatal(self) -> None:
+        pair = reliable_pair()
+        pair.client.open_channel("x")
+        pair.client.messages_to_send()
+        pair.client.receive_message(ctl(ControlType.CHANNEL_ACK, {"requestId": 1, "id": 1}), 0)
+        assert pair.client.close_code == 1002
+
+    def test_close_channel_without_id(self) -> None:
+        conn = server()
+        conn.receive_message(ctl(ControlType.CLOSE_CHANNEL, {"reason": "?"}), 0)
+        assert control_sent(conn) == [
+            ("ERROR", {"code": 4001, "reason": "CLOSE_CHANNEL without an id"})
+        ]
+
+    def test_check_token_directly(self) -> None:
+        assert Config(is_client=False).check_token(None, False)
+        token = Config(is_client=False, token="t")
+        assert not token.check_token({"token": 5}, True)
+        assert token.check_token({"token": "t"}, False)
+        assert not token.check_token(None, False) and token.check_token(None, True)
+
+    def test_message_too_large_for_one_frame(self) -> None:
+        import mmap
+
+        pair = Pair(
+            Config(is_client=True, channels=[ChannelSpec("a")], max_message_size=0),
+            Config(is_client=False, max_message_size=0),
+        )
+        try:
+            huge = mmap.mmap(-1, 0x1_0000_0001)  # never touched: no memory used
+        except (OSError, OverflowError, ValueError):
+            pytest.skip("no address space for a 4 GiB mapping")
+        with pytest.raises(LocalProtocolError) as info:
+            pair.client.send_message(1, 1, huge)
+        assert info.value.code == 4005
+        assert pair.client.messages_to_send() == []
+        # the traceback holds a view of the mapping: let it go with the mapping
+
+
+class TestFrameCodecCorners:
+    def test_encode_header_refuses_over_4gib(self) -> None:
+        from openmux import encode_header
+
+        with pytest.raises(ValueError):
+            encode_header(1, 1, 0x1_0000_0000)
+
+    def test_decode_accepts_any_buffer(self) -> None:
+        import array
+
+        from openmux import FrameReader
+        from openmux.frame import decode_message
+
+        frame = encode_frame(1, 2, b"abcd")
+        assert decode_message(bytearray(frame)) == (1, 2, 0, b"abcd")
+        wide = array.array("H", frame)  # 2-byte items: sizes must count bytes
+        assert len(memoryview(wide)) == 5
+        assert decode_message(memoryview(wide)) == (1, 2, 0, b"abcd")
+        reader = FrameReader()
+        buffer = bytearray(frame)
+        (got,) = reader.feed(buffer)
+        buffer[6:] = b"XXXX"  # the caller reuses its buffer: the payload must not change
+        assert got == (1, 2, 0, b"abcd")
+
+
+class TestPairHelper:
+    def test_eof_reaches_the_other_side(self) -> None:
+        pair = reliable_pair()
+        pair.client.close(1000, "", 1.0)
+        pair.client.messages_to_send()  # the CLOSE is lost
+        assert not pair.terminated
+        client_events, server_events = pair.advance(2.0)
+        assert client_events == [ConnectionTerminated(1000, "", by_peer=False)]
+        assert server_events == [ConnectionTerminated(1001, "transport closed", by_peer=True)]
+        assert pair.terminated
+
+    def test_runaway_guards(self) -> None:
+        pair = reliable_pair()
+        with pytest.raises(RuntimeError):
+            pair.pump(max_rounds=0)
+        pair.client.get_timer = lambda: 0.0  # type: ignore[method-assign]
+        pair.client.handle_timer = lambda now: []  # type: ignore[method-assign]
+        with pytest.raises(RuntimeError):
+            pair.advance(1.0)
+
+    def test_ack_and_reject_without_request_id(self) -> None:
+        conn = server()
+        conn.receive_message(ctl(ControlType.CHANNEL_ACK, {"id": 1}), 0)
+        conn.receive_message(ctl(ControlType.CHANNEL_REJECT, {"code": 1}), 0)
+        assert [body["code"] for _, body in control_sent(conn)] == [4001, 4001]
+        assert conn.state is State.OPEN
