@@ -257,3 +257,17 @@ async def _first(accepted: list[RawPeer]) -> RawPeer:
     while not accepted:
         await asyncio.sleep(0.01)
     return accepted[0]
+
+
+@pytest.mark.parametrize("on", ["control", "channel"])
+async def test_oversized_declaration_is_refused_before_its_payload(
+    quic_server: ServerFactory, raw: RawFactory, on: str
+) -> None:
+    """Only the header is sent: the answer cannot have waited for 1 GiB."""
+    async with quic_server(close_timeout=0.1) as server, raw(server) as peer:
+        entries = await open_two(peer)
+        a = entries["a"]
+        header = bytes([a["id"] if on == "channel" else 0, 1, 1, 0]) + (1 << 30).to_bytes(4, "big")
+        peer.send(a["streamId"] if on == "channel" else 0, header)
+        assert await peer.close_code() == CloseCode.MESSAGE_TOO_LARGE
+        assert peer.control(ControlType.ERROR)[0]["code"] == CloseCode.MESSAGE_TOO_LARGE

@@ -552,10 +552,17 @@ class QuicTransport(QuicConnectionProtocol):
 
     def _fail(self, code: int, reason: str) -> None:
         logger.debug("quic: %s (%d)", reason, code)
-        if self.started:
-            self.session.fail(code, reason)
-        else:
+        if not self.started:
             self._close_quic()
+            return
+        connection = self.session.connection
+        if code == CloseCode.MESSAGE_TOO_LARGE and connection.state in (
+            State.OPEN,
+            State.AWAIT_HELLO,
+            State.AWAIT_WELCOME,
+        ):
+            connection.send_error(code, reason)  # ERROR then CLOSE, as the core does
+        self.session.fail(code, reason)
 
     def _splitter(self, sid: int) -> StreamSplitter | None:
         splitter = self._splitters.get(sid)
@@ -587,6 +594,9 @@ class QuicTransport(QuicConnectionProtocol):
         if splitter is None:
             self._dead.add(sid)
             return
+        # A frame may not declare more than the negotiated maxMessageSize: check
+        # it before waiting for (and buffering) its payload.
+        splitter.limit = self.session.connection.max_message_size or self._limit
         frames = splitter.feed(data) if data else []
         if sid == self._control:
             self._control_frames(frames)
