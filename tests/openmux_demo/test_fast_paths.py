@@ -229,3 +229,38 @@ def test_fast_event_is_a_real_message_received() -> None:
     assert repr(event) == "MessageReceived(channel_id=3, type=7, data=b'x')"
     with pytest.raises(dataclasses.FrozenInstanceError):
         event.type = 8  # type: ignore[misc]
+
+
+def open_stream_client() -> Connection:
+    client = Connection(Config(is_client=True, channels=[ChannelSpec("a")], max_message_size=0))
+    server = Connection(Config(is_client=False, max_message_size=0))
+    client.initiate(0.0)
+    server.initiate(0.0)
+    server.receive_data(client.data_to_send(), 0.0)
+    client.receive_data(server.data_to_send(), 0.0)
+    assert list(client.channels) == [1]
+    return client
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=list(HealthCheck))
+@given(
+    st.lists(
+        st.tuples(st.sampled_from([0, 5, 4095, 4096, 70_000]), st.sampled_from([bytes, bytearray])),
+        max_size=6,
+    )
+)
+def test_large_payloads_queued_apart_still_make_whole_frames(
+    sends: list[tuple[int, type]],
+) -> None:
+    joined, framed = open_stream_client(), open_stream_client()
+    expected = []
+    for i, (size, kind) in enumerate(sends):
+        payload = bytes([i]) * size
+        expected.append(encode_frame(1, i, payload))
+        for conn in (joined, framed):
+            conn.send_message(1, i, kind(payload))
+    assert joined.data_to_send() == b"".join(expected)
+    frames = framed.messages_to_send()
+    assert frames == expected
+    assert all(type(frame) is bytes for frame in frames)
+    assert joined.data_to_send() == b"" and framed.messages_to_send() == []
