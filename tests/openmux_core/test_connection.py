@@ -988,3 +988,21 @@ class TestPairHelper:
         conn.receive_message(ctl(ControlType.CHANNEL_REJECT, {"code": 1}), 0)
         assert [body["code"] for _, body in control_sent(conn)] == [4001, 4001]
         assert conn.state is State.OPEN
+
+
+@pytest.mark.parametrize("split", [False, True])
+def test_frames_after_hello_in_the_same_read_obey_the_new_limit(split: bool) -> None:
+    """The negotiated limit applies from the frame after HELLO, however the
+    bytes were cut (the reader had parsed them with the pre-handshake one)."""
+    first = hello([chan("a")], maxMessageSize=100)
+    second = encode_frame(1, 1, b"x" * 200)
+    conn = Connection(Config(is_client=False), mode="stream")
+    conn.initiate(0)
+    if split:
+        conn.receive_data(first, 0)
+        conn.receive_data(second, 0)
+    else:
+        conn.receive_data(first + second, 0)
+    assert conn.close_code == 4005
+    frames = conn.data_to_send()
+    assert b'"code":4005' in frames
