@@ -133,3 +133,21 @@ async def test_zero_rtt_can_be_turned_off(
         )
         await first.close()
         assert not tickets  # no ticket, no 0-RTT
+
+
+@pytest.mark.parametrize("verify", [True, False])
+async def test_ssl_context_of_the_other_transports_applies(
+    quic_server: ServerFactory, cert: tuple[str, str], verify: bool
+) -> None:
+    import ssl
+
+    if verify:
+        context = ssl.create_default_context(cafile=cert[0])
+    else:
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    async with quic_server() as server:
+        session = await aio.connect(server.url("quic"), ssl=context)
+        assert session.is_open
+        await session.close()

@@ -41,6 +41,11 @@ unacknowledged, and while the application is not reading, channel streams get
 no new flow-control credit (the control stream always does) -- so a slow
 reader makes the sender wait. Queued outgoing datagrams are capped (dropped).
 
+TLS: a client verifies the server against `cafile`/`cadata`/`capath`, or the
+CAs of an `ssl=` SSLContext (what the TCP/WebSocket transports take); a
+server needs `certfile`/`keyfile`, since a certificate cannot be read back
+out of an SSLContext.
+
 Keyword arguments (`options.extra`): client `cafile`, `cadata`, `capath`,
 `verify` (default True), `server_name`, `session_ticket`,
 `session_ticket_handler`; server `certfile`, `keyfile`, `password`,
@@ -58,6 +63,7 @@ import json
 import logging
 import os
 import socket
+import ssl
 from collections import OrderedDict, deque
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -143,9 +149,16 @@ def _client_configuration(host: str, options: Options) -> QuicConfiguration:
         read_limit=options.read_limit,
     )
     config.server_name = extra.get("server_name", host)
+    context = options.ssl
+    if isinstance(context, ssl.SSLContext):
+        # What the other transports take: its CAs (or its CERT_NONE) apply here too.
+        if context.verify_mode == ssl.CERT_NONE:
+            config.verify_mode = ssl.CERT_NONE
+        else:
+            cas = context.get_ca_certs(binary_form=True)
+            if cas:
+                config.cadata = "".join(ssl.DER_cert_to_PEM_cert(c) for c in cas).encode()
     if not extra.get("verify", True):
-        import ssl
-
         config.verify_mode = ssl.CERT_NONE
     if any(extra.get(k) for k in ("cafile", "cadata", "capath")):
         config.load_verify_locations(
