@@ -101,6 +101,14 @@ def test_bad_arguments(args: list[str]) -> None:
     assert "Traceback" not in proc.stderr
 
 
+@pytest.mark.parametrize("args", [["--port", "-1"], ["--client", "65536"]])
+def test_bad_ports_in_process(args: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        demo.main(args)
+    assert exit_info.value.code == 2
+    assert "is not a TCP port" in capsys.readouterr().err
+
+
 def test_demo_imports_only_the_stdlib() -> None:
     code = (
         "import sys, openmux.demo\n"
@@ -143,6 +151,10 @@ async def test_client_and_server_in_process(capsys: pytest.CaptureFixture[str]) 
         port = listener.sockets[0].getsockname()[1]
         assert await demo.client(port, "sesame") is True
         assert await server.done is True
+        # One demo, one client: a second connection is closed at once.
+        reader, writer = await asyncio.open_connection(demo.HOST, port)
+        assert await reader.read() == b""
+        writer.close()
     out = capsys.readouterr().out
     assert "client: received 'HELLO, OPENMUX' on channel 1" in out
 
@@ -171,3 +183,17 @@ def test_child_failure_is_one_line(
     assert demo.main([]) == 1
     err = capfd.readouterr().err
     assert err.endswith("openmux.demo: the client process failed (exit status 1)\n"), err
+
+
+async def test_no_spawn_serves_a_client_started_elsewhere(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv(demo.TOKEN_ENV, raising=False)
+    ports: asyncio.Queue[int] = asyncio.Queue()
+    server = asyncio.create_task(demo.serve(0, spawn=False, on_listening=ports.put_nowait))
+    port = await ports.get()
+    out = capsys.readouterr().out
+    assert f"server: listening on 127.0.0.1:{port}; waiting for a client" in out
+    token = out.split(f"{demo.TOKEN_ENV}=")[1].split()[0]  # the hint to run the client
+    assert await demo.client(port, token) is True
+    assert await server is True

@@ -45,6 +45,7 @@ TIMEOUT = 10.0
 """Seconds for the whole exchange; the demo fails rather than hang."""
 
 READ_SIZE = 64 * 1024
+CLIENT_COMMAND = "python -m openmux.demo --client"
 
 
 class DemoError(Exception):
@@ -205,8 +206,16 @@ class DemoServer:
             self.done.set_result(echoed and end.by_peer and end.code == CloseCode.NORMAL)
 
 
-async def serve(port: int, spawn: bool = True, token: str | None = None) -> bool:
-    """Listen, start the client process (unless `spawn` is false), serve it."""
+async def serve(
+    port: int,
+    spawn: bool = True,
+    token: str | None = None,
+    on_listening: Callable[[int], None] | None = None,
+) -> bool:
+    """Listen, start the client process (unless `spawn` is false), serve it.
+
+    `on_listening` gets the bound port (for a caller that starts the client).
+    """
     token = token or secrets.token_urlsafe(16)
     demo = DemoServer(token)
     try:
@@ -215,8 +224,12 @@ async def serve(port: int, spawn: bool = True, token: str | None = None) -> bool
         raise DemoError(f"cannot listen on {HOST}:{port}: {_oserror(exc)}") from None
     async with server:
         bound = server.sockets[0].getsockname()[1]
+        if on_listening is not None:
+            on_listening(bound)
         if not spawn:
             log("server", f"listening on {HOST}:{bound}; waiting for a client")
+            if os.environ.get(TOKEN_ENV) != token:
+                log("server", f"run: {TOKEN_ENV}={token} {CLIENT_COMMAND} {bound}")
             return await demo.done
         log("server", f"listening on {HOST}:{bound}; starting the client process")
         env = dict(os.environ, **{TOKEN_ENV: token})
