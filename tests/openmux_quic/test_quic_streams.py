@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from typing import Any
 
@@ -271,3 +272,37 @@ async def test_oversized_declaration_is_refused_before_its_payload(
         peer.send(a["streamId"] if on == "channel" else 0, header)
         assert await peer.close_code() == CloseCode.MESSAGE_TOO_LARGE
         assert peer.control(ControlType.ERROR)[0]["code"] == CloseCode.MESSAGE_TOO_LARGE
+
+
+async def test_closing_a_stalled_channel_frees_the_sender(
+    quic_server: ServerFactory, client_options: dict[str, Any]
+) -> None:
+    """The server never reads `stuck`: its credit stops, our writes pause. Closing
+    the channel must not leave the session paused behind the dead stream."""
+
+    async def handler(session: aio.Session) -> None:
+        echo = session.channel("echo")
+        async for kind, data in echo:
+            await echo.send(kind, data)
+
+    async with quic_server(handler, read_limit=128 * 1024) as server:
+        session = await aio.connect(
+            server.url("quic"), channels=["stuck", "echo"], write_limit=64 * 1024, **client_options
+        )
+        stuck = session.channel("stuck")
+
+        async def flood() -> None:
+            with contextlib.suppress(aio.ChannelClosedError):
+                while True:
+                    await stuck.send(1, b"s" * 65536)
+
+        task = asyncio.create_task(flood())
+        async with asyncio.timeout(PATIENCE):
+            while not session.writing_paused:
+                await asyncio.sleep(0.01)
+        await stuck.close()
+        await asyncio.wait_for(task, PATIENCE)
+        echo = session.channel("echo")
+        await echo.send(2, b"through")
+        assert await asyncio.wait_for(echo.recv(), PATIENCE) == aio.Message(2, b"through")
+        await session.close()

@@ -530,6 +530,8 @@ class QuicTransport(QuicConnectionProtocol):
                 self._control_frames(control)
             for held in early:
                 self.quic_event_received(held)
+        elif isinstance(event, qevents.StopSendingReceived):
+            self._dirty.discard(event.stream_id)  # aioquic resets our side: nothing to wait for
         elif isinstance(event, qevents.StreamReset):
             if event.stream_id == self._control:
                 self._lost_once(ConnectionError("control stream reset by the peer"))
@@ -817,6 +819,7 @@ class QuicTransport(QuicConnectionProtocol):
             return
         self._channel_of.pop(sid, None)
         self._dead.add(sid)
+        self._dirty.discard(sid)  # what it still holds no longer holds anyone back
         self._splitters.pop(sid, None)
         held = self._held_out.pop(sid, None)
         if held:
