@@ -87,10 +87,13 @@ async def raw_peer(
     *,
     datagrams: bool = True,
     ticket: SessionTicket | None = None,
+    datagram_frame_size: int | None = None,
     **connect_args: Any,
 ) -> AsyncIterator[RawPeer]:
     """`ticket` + `wait_connected=False`: what is sent first travels in 0-RTT."""
     config = quic.quic_configuration(is_client=True, datagrams=datagrams)
+    if datagram_frame_size is not None:
+        config.max_datagram_frame_size = datagram_frame_size
     config.load_verify_locations(cafile)
     config.session_ticket = ticket
     async with connect(

@@ -166,3 +166,12 @@ async def test_raw_peer_without_datagrams_gets_a_stream(
         peer.send(0, hello(channels=[channel("dg", reliable=False, ordered=False)]))
         entry = (await peer.welcome())["channels"][0]
         assert entry["transport"] == "stream" and entry["streamId"] % 4 == 1
+
+
+async def test_peer_with_tiny_datagrams_gets_a_stream(
+    quic_server: ServerFactory, raw: RawFactory
+) -> None:
+    async with quic_server() as server, raw(server, datagram_frame_size=100) as peer:
+        peer.send(0, hello(channels=[channel("dg", reliable=False, ordered=False)]))
+        entry = (await peer.welcome())["channels"][0]
+        assert entry["transport"] == "stream"

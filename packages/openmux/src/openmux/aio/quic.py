@@ -46,6 +46,9 @@ CAs of an `ssl=` SSLContext (what the TCP/WebSocket transports take); a
 server needs `certfile`/`keyfile`, since a certificate cannot be read back
 out of an SSLContext.
 
+QUIC's own idle timeout (60 s) still applies: with `ping_interval=0` an idle
+session ends after it.
+
 Keyword arguments (`options.extra`): client `cafile`, `cadata`, `capath`,
 `verify` (default True), `server_name`, `session_ticket`,
 `session_ticket_handler`; server `certfile`, `keyfile`, `password`,
@@ -92,6 +95,8 @@ DEFAULT_PORT = 4433
 ALPN = ("openmux/0.1", "xumux/0.1")
 MAX_DATAGRAM_FRAME_SIZE = 65536
 """What we announce; the real limit is one QUIC packet (see `datagram_limit`)."""
+MIN_DATAGRAM_FRAME_SIZE = 256
+"""A peer announcing less gets streams for its unreliable channels."""
 CONNECTION_WINDOW = 4 * 1024 * 1024
 STREAM_WINDOW = 1024 * 1024
 MIN_STREAM_WINDOW = 64 * 1024
@@ -746,7 +751,9 @@ class QuicTransport(QuicConnectionProtocol):
     # ------------------------------------------------------ channel map
 
     def _datagrams_available(self) -> bool:
-        return self._local_datagrams and _remote_datagram_size(self._quic) is not None
+        """Both sides announced DATAGRAM support, with room for useful frames."""
+        remote = _remote_datagram_size(self._quic)
+        return self._local_datagrams and remote is not None and remote >= MIN_DATAGRAM_FRAME_SIZE
 
     def datagram_limit(self) -> int:
         """The largest frame one QUIC datagram carries on this connection."""
