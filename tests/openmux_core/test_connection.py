@@ -1006,3 +1006,19 @@ def test_frames_after_hello_in_the_same_read_obey_the_new_limit(split: bool) -> 
     assert conn.close_code == 4005
     frames = conn.data_to_send()
     assert b'"code":4005' in frames
+
+
+@pytest.mark.parametrize("drain", ["data_to_send", "messages_to_send"])
+def test_large_message_on_a_stream_either_drain(drain: str) -> None:
+    pair = Pair(Config(is_client=True, channels=[ChannelSpec("a")]), mode="stream")
+    big = bytes(range(256)) * 40
+    pair.client.send_message(1, 4, big)
+    pair.client.send_message(1, 5, b"after")
+    if drain == "data_to_send":
+        wire = pair.client.data_to_send()
+    else:
+        wire = b"".join(pair.client.messages_to_send())
+    assert pair.server.receive_data(wire, 0) == [
+        MessageReceived(1, 4, big),
+        MessageReceived(1, 5, b"after"),
+    ]
