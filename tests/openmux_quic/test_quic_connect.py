@@ -151,3 +151,12 @@ async def test_ssl_context_of_the_other_transports_applies(
         session = await aio.connect(server.url("quic"), ssl=context)
         assert session.is_open
         await session.close()
+
+
+async def test_closed_port_fails_at_once(client_options: dict[str, Any]) -> None:
+    """ICMP port unreachable ends the attempt (the fallback chain moves on)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    with pytest.raises(aio.TransportError, match="no QUIC server"):
+        await aio.connect(f"quic://127.0.0.1:{port}", timeout=PATIENCE, **client_options)

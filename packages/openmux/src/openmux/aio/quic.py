@@ -497,6 +497,14 @@ class QuicTransport(QuicConnectionProtocol):
         if self._dirty or self._write_paused or self._closing:
             self._check_buffers()
 
+    def error_received(self, exc: Exception) -> None:
+        """ICMP errors reach a connected UDP socket: before the handshake, give up."""
+        logger.debug("quic: UDP error %r", exc)
+        waiter = self._connected_waiter
+        if self.is_client and not self._quic_ready and waiter is not None and not waiter.done():
+            self._connected_waiter = None
+            waiter.set_exception(ConnectionRefusedError(f"no QUIC server there ({exc})"))
+
     def abort(self) -> None:
         """Drop the connection without the OpenMux close handshake (failed connect)."""
         self._close_quic()
@@ -979,7 +987,9 @@ async def connect(url: str, options: Options) -> Session:
     )
     _, protocol = await loop.create_datagram_endpoint(
         lambda: QuicTransport(quic, session=session),
-        local_addr=("::" if family == socket.AF_INET6 else "0.0.0.0", 0),
+        # connected, so that an ICMP "port unreachable" ends the attempt at once
+        # instead of after the timeout (the fallback chain moves on sooner)
+        remote_addr=(str(addr[0]), int(addr[1])),
         family=family,
     )
     assert isinstance(protocol, QuicTransport)
@@ -994,8 +1004,8 @@ async def connect(url: str, options: Options) -> Session:
             protocol.connect(addr)
             try:
                 await protocol.wait_connected()
-            except ConnectionError:
-                reason = protocol.terminated.reason_phrase if protocol.terminated else ""
+            except ConnectionError as exc:
+                reason = protocol.terminated.reason_phrase if protocol.terminated else str(exc)
                 raise TransportError(
                     f"QUIC connection to {netloc(host, port)} failed: {reason}".rstrip(": ")
                 ) from None
