@@ -63,7 +63,10 @@ class Response:
 
     @classmethod
     def text(cls, status: int, text: str = "") -> Response:
-        return cls(status, (text or HTTPStatus(status).phrase).encode() + b"\n")
+        if not text:
+            known = status in HTTPStatus._value2member_map_
+            text = HTTPStatus(status).phrase if known else f"HTTP {status}"
+        return cls(status, text.encode() + b"\n")
 
     def serialize(self, head_only: bool = False) -> bytes:
         phrase = (

@@ -94,6 +94,13 @@ DEFAULT_MAX_MESSAGE = 65536
 """SCTP message size to assume when the SDP has no `max-message-size` (RFC 8841 §6)."""
 MAX_PENDING = 64
 """Offers answered whose control DataChannel is not open yet (server side)."""
+BURST = 64
+"""Frames written in one turn of the event loop before `Channel.send` waits for the next.
+
+aiortc costs a task and an SCTP packet per message whatever its size, and
+`bufferedAmount` counts bytes: thousands of small sends would pass the byte
+high-water mark and starve the loop, until ICE consent checks time out and
+the connection dies. Yielding every BURST frames keeps each turn short."""
 
 _OPENER_TYPES = (ControlType.WELCOME, ControlType.CHANNEL_ACK)
 _MAX_MESSAGE_RE = re.compile(r"^a=max-message-size:(\d+)\s*$", re.MULTILINE)
@@ -265,6 +272,7 @@ class DataChannelSink:
         self._held_bytes = 0
         self._full: set[RTCDataChannel] = set()
         self._paused = False
+        self._burst = 0  # frames written in this turn of the event loop
         self._receiving: int | None = None
         self._reading = asyncio.Event()
         self._reading.set()
@@ -378,6 +386,9 @@ class DataChannelSink:
                 self._held.setdefault(channel_id, []).append(frame)
                 self._held_bytes += len(frame)
             # else: the control channel is gone, or the channel is: nothing to deliver to
+        if self._burst == 0:
+            self._loop.call_soon(self._end_burst)
+        self._burst += len(frames)
         self._check_pressure()
 
     @property
@@ -415,8 +426,12 @@ class DataChannelSink:
         self._full.discard(dc)
         self._check_pressure()
 
+    def _end_burst(self) -> None:
+        self._burst = 0
+        self._check_pressure()
+
     def _check_pressure(self) -> None:
-        if self._full or self._held_bytes > self._high:
+        if self._full or self._held_bytes > self._high or self._burst >= BURST:
             if not self._paused:
                 self._paused = True
                 self.session.pause_writing()
@@ -650,6 +665,8 @@ class WebRTCListener:
         sdp = body.get("sdp")
         if body.get("type") != "offer" or not isinstance(sdp, str):
             return _http.Response.text(HTTPStatus.BAD_REQUEST, "expected {sdp, type: 'offer'}")
+        if "\nm=application " not in sdp:
+            return _http.Response.text(HTTPStatus.BAD_REQUEST, "the offer has no DataChannels")
         if len(self._pending) >= MAX_PENDING:
             return _http.Response.text(HTTPStatus.SERVICE_UNAVAILABLE, "too many pending offers")
         try:
