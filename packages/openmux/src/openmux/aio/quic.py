@@ -1,10 +1,11 @@
 """OpenMux over QUIC with aioquic (`quic://host:4433`), OPENMUX.md §3.
 
-How channels map onto QUIC (House decisions where the spec leaves a choice;
-docs/protocol/openmux.md restates them):
+How channels map onto QUIC (House decisions where the spec leaves a choice,
+to be restated in docs/protocol/openmux.md):
 
-- Control (channel 0) is the first client-opened bidirectional stream (id 0);
-  the client's HELLO opens it. No `OMUX` magic anywhere on QUIC.
+- ALPN `openmux/0.1` (a server also accepts `xumux/0.1`). Control (channel 0)
+  is the first client-opened bidirectional stream (id 0); the client's HELLO
+  opens it. No `OMUX` magic anywhere on QUIC.
 - Every reliable channel, and every unreliable one when datagrams are not
   available, gets its own bidirectional stream. The side that writes the
   channel's WELCOME/CHANNEL_ACK entry opens the stream and names it there
@@ -22,9 +23,10 @@ docs/protocol/openmux.md restates them):
   ahead of the entry announcing their channel are dropped, as are datagrams
   that arrive while the application is not reading (they are unreliable).
 - Stream bytes are parsed per stream (`StreamSplitter`) and every frame goes
-  to the session, which routes by the channel byte. Frames on a stream whose
-  entry has not been processed yet (QUIC does not order streams) are held
-  until it is.
+  to the session, which routes by the channel byte. A frame declaring more
+  than the negotiated maxMessageSize is refused before its payload arrives
+  (ERROR + CLOSE 4005). Frames on a stream whose entry has not been processed
+  yet (QUIC does not order streams) are held until it is, within `read_limit`.
 - Closing a channel ends its stream (FIN) from both sides; late bytes are
   ignored. Closing the session sends CLOSE on the control stream, waits for it
   to be acknowledged (up to `close_timeout`), then closes the QUIC connection.
@@ -32,7 +34,8 @@ docs/protocol/openmux.md restates them):
   nothing else (nothing else can be sent before WELCOME). A server acts on a
   0-RTT HELLO at once but holds any other early byte until the QUIC handshake
   completes; more than a HELLO's worth of early data is CLOSE 1002. Server
-  tickets are single-use, which bounds replays of an early HELLO.
+  tickets are single-use, which bounds replays of an early HELLO; still, the
+  application handler may start before the QUIC handshake has completed.
 
 Back-pressure. aioquic buffers stream data without bound and auto-tunes flow
 control to twice what was ever received, so the binding accounts for itself:
