@@ -88,3 +88,150 @@ class VroomdProcess:
                 self.proc.wait()
         self._thread.join(5)
         return self.proc.returncode
+
+
+# ------------------------------------------------------------ client API
+
+
+class ApiSession:
+    """Output, exit status and errors of one terminal session, as seen by a client."""
+
+    def __init__(self, key: str) -> None:
+        import asyncio
+
+        self.key = key
+        self.output = bytearray()
+        self.exit: tuple[int | None, str | None, bool] | None = None
+        self.errors: list[tuple[int, str, bool]] = []
+        self.events: list[object] = []
+        self.changed = asyncio.Event()
+        self.ready = False
+        self.auto_ack = True
+
+
+class ApiClient:
+    """A VROOM-Terminal client on openmux.aio, driving TerminalClient directly
+    (what a browser page does), for tests that need the protocol's details."""
+
+    def __init__(self, session: object, *, window: int | None = 1024 * 1024) -> None:
+        from vroom_terminal.capabilities import CapabilityOffer, ExtensionsOffer
+        from vroom_terminal.client import TerminalClient
+
+        self.session = session
+        self.client = TerminalClient(
+            session.connection,  # type: ignore[attr-defined]
+            offer=CapabilityOffer(extensions=ExtensionsOffer(flow_control=window)),
+        )
+        self.sessions: dict[str, ApiSession] = {}
+        self.token: str | None = None
+        self.plans: dict[str, dict[str, object]] = {}
+        original = session._process  # type: ignore[attr-defined]
+
+        from openmux import MessageReceived
+
+        def process(events: list[object]) -> None:
+            for event in events:
+                for result in self.client.handle_event(event):  # type: ignore[arg-type]
+                    self._on(result)
+            # the rest (pongs, the end of the connection) to the asyncio layer
+            original([e for e in events if type(e) is not MessageReceived])
+
+        session._process = process  # type: ignore[attr-defined]
+
+    @classmethod
+    async def connect(cls, url: str, token: str | None, **kw: object) -> ApiClient:
+        import openmux.aio
+
+        session = await openmux.aio.connect(url, timeout=10)
+        client = cls(session, **kw)  # type: ignore[arg-type]
+        client.token = token
+        return client
+
+    def flush(self) -> None:
+        self.session._flush()  # type: ignore[attr-defined]
+
+    def open(
+        self,
+        key: str = "",
+        *,
+        command: str | list[str] | None = None,
+        raw: bool = False,
+        rows: int = 24,
+        cols: int = 80,
+        env: dict[str, str] | None = None,
+        start: bool = True,
+    ) -> ApiSession:
+        state = ApiSession(key)
+        self.sessions[key] = state
+        self.plans[key] = {"command": command, "raw": raw, "rows": rows, "cols": cols,
+                           "env": env, "start": start}  # fmt: skip
+        self.client.open_session(key)
+        self.flush()
+        return state
+
+    def _on(self, event: object) -> None:
+        from vroom_terminal import events as ev
+
+        key = getattr(event, "session", "")
+        state = self.sessions.get(key)
+        if state is None:
+            return
+        state.events.append(event)
+        plan = self.plans[key]
+        client = self.client
+        if isinstance(event, ev.PtyOutput):
+            state.output += event.data
+            if state.auto_ack:
+                client.ack(len(event.data), session=key)
+        elif isinstance(event, ev.Negotiated):
+            if event.select.auth.required:
+                client.authenticate(token=self.token or "", session=key)
+            else:
+                self._pty(key, plan)
+        elif isinstance(event, ev.AuthResult) and event.ok:
+            self._pty(key, plan)
+        elif isinstance(event, ev.PtyGranted):
+            if plan["env"]:
+                client.set_env(plan["env"], session=key)  # type: ignore[arg-type]
+            if plan["start"]:
+                command = plan["command"]
+                if command is None:
+                    client.shell(session=key)
+                else:
+                    client.exec(command, session=key)  # type: ignore[arg-type]
+        elif isinstance(event, ev.PtyReady):
+            state.ready = True
+        elif isinstance(event, ev.ExitStatusReceived):
+            state.exit = (event.code, event.signal, event.core_dumped)
+        elif isinstance(event, ev.ErrorReceived):
+            state.errors.append((event.code, event.message, event.fatal))
+        self.flush()
+        state.changed.set()
+
+    def _pty(self, key: str, plan: dict[str, object]) -> None:
+        modes = {"raw": True} if plan["raw"] else None
+        self.client.request_pty("xterm-256color", plan["rows"], plan["cols"], 0, 0, modes,  # type: ignore[arg-type]
+                                session=key)  # fmt: skip
+
+    async def until(self, key: str, predicate: object, timeout: float = 30.0) -> ApiSession:
+        import asyncio
+
+        state = self.sessions[key]
+        async with asyncio.timeout(timeout):
+            while not predicate(state):  # type: ignore[operator]
+                state.changed.clear()
+                await state.changed.wait()
+        return state
+
+    async def wait_output(self, key: str, needle: bytes, timeout: float = 30.0) -> ApiSession:
+        return await self.until(key, lambda s: needle in s.output, timeout)
+
+    async def wait_exit(self, key: str = "", timeout: float = 30.0) -> ApiSession:
+        return await self.until(key, lambda s: s.exit is not None, timeout)
+
+    def send(self, data: bytes, key: str = "") -> None:
+        self.client.send_input(data, session=key)
+        self.flush()
+
+    async def close(self) -> None:
+        await self.session.close()  # type: ignore[attr-defined]

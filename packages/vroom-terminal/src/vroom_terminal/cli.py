@@ -366,7 +366,7 @@ class TermClient:
         return self.exit_code
 
     def _install_tap(self, session: Session) -> None:
-        from openmux import ConnectionTerminated
+        from openmux import ConnectionTerminated, MessageReceived
 
         original = session._process
         client = self.client
@@ -378,7 +378,8 @@ class TermClient:
                     self._on_event(result)
                 if isinstance(event, ConnectionTerminated):
                     self._fail_closed(event.code, event.reason)
-            original([e for e in events if isinstance(e, ConnectionTerminated)])
+            # pongs and the end of the connection still go to the asyncio layer
+            original([e for e in events if type(e) is not MessageReceived])
 
         session._process = process  # type: ignore[method-assign]
 
