@@ -16,7 +16,7 @@ and `echo` sends every message back. Figures (`name value unit` lines):
 - round trips: a 16-byte message echoed by the server, one at a time.
 
 aiortc's SCTP is pure Python, so the figures are small; the interesting one
-is the ratio. Each figure is the best of two alternated runs.
+is the ratio. Each figure is the best of three alternated runs.
 `BENCH_WEBRTC_MB` sets the bulk volume (default 32), `BENCH_RTT_SECONDS` the
 round-trip duration (default 2).
 """
@@ -192,7 +192,7 @@ async def main() -> None:
     async with server_process([], __file__) as urls:
         omux_url, bare_url = urls
         figures: dict[str, float] = {}
-        for _ in range(2):  # alternate, keep the best of each (a shared machine is noisy)
+        for _ in range(3):  # alternate, keep the best of each (a shared machine is noisy)
             runs: Any = (await openmux_figures(omux_url), await bare_figures(bare_url))
             for prefix, (bulk, rtt) in zip(("omux", "bare"), runs, strict=True):
                 figures[f"{prefix}_bulk"] = max(figures.get(f"{prefix}_bulk", 0.0), bulk)
