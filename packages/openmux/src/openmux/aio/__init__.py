@@ -28,6 +28,7 @@ from .errors import (
 )
 from .server import Listener, Server
 from .session import Channel, FrameSink, FrameSplitter, Handler, Message, Options, Session
+from .static import static_path
 from .stdio import connect_stdio, serve_stdio
 
 SCHEMES: dict[str, str] = {
@@ -110,4 +111,5 @@ __all__ = [
     "connect_stdio",
     "serve",
     "serve_stdio",
+    "static_path",
 ]
