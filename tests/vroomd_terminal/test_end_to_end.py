@@ -315,3 +315,48 @@ async def test_connection_close_hangs_up_the_session(vroomd: VroomdProcess) -> N
         while os.path.exists(f"/proc/{pid}"):
             await asyncio.sleep(0.05)
     assert "hanging up" in vroomd.output
+
+
+def test_limits_answer_503(tmp_path: Path) -> None:
+    """Over --max-sessions / --max-connections the client gets 503, never a hang."""
+    proc = VroomdProcess(
+        ["--listen", "tcp://127.0.0.1:0", "--max-sessions", "1", "--max-connections", "2"],
+        tmp_path / "state",
+    )
+    try:
+        url = proc.url("tcp")
+        env = {**os.environ, "VROOM_TOKEN": proc.token}
+        first = subprocess.Popen(
+            [VROOM, "term", url, "--", "echo up; exec sleep 60"],
+            stdout=subprocess.PIPE,
+            stdin=subprocess.DEVNULL,
+            env=env,
+        )
+        assert first.stdout is not None
+        assert first.stdout.readline() == b"up\n"
+        second = subprocess.run([VROOM, "term", url, "--", "true"], capture_output=True,
+                                env=env, timeout=30)  # fmt: skip
+        assert second.returncode == 255
+        assert b"server limit: 1 sessions" in second.stderr
+        # a second connection (idle, OpenMux only) is fine; the third is refused
+        code = (
+            "import asyncio, openmux.aio\n"
+            "async def main():\n"
+            f"    session = await openmux.aio.connect({url!r})\n"
+            "    print('connected', flush=True)\n"
+            "    await asyncio.sleep(60)\n"
+            "asyncio.run(main())\n"
+        )
+        holder = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE)
+        assert holder.stdout is not None
+        assert holder.stdout.readline() == b"connected\n"
+        third = subprocess.run([VROOM, "term", url, "--", "true"], capture_output=True,
+                               env=env, timeout=30)  # fmt: skip
+        holder.kill()
+        holder.wait()
+        first.kill()
+        first.wait()
+        assert third.returncode == 255
+        assert b"server limit: 2 connections" in third.stderr, third.stderr
+    finally:
+        proc.stop()

@@ -366,7 +366,7 @@ class TermClient:
         return self.exit_code
 
     def _install_tap(self, session: Session) -> None:
-        from openmux import ConnectionTerminated, MessageReceived
+        from openmux import ConnectionTerminated, LocalProtocolError, MessageReceived
 
         original = session._process
         client = self.client
@@ -374,7 +374,13 @@ class TermClient:
 
         def process(events: list[Any]) -> None:
             for event in events:
-                for result in client.handle_event(event):
+                try:
+                    results = client.handle_event(event)
+                except LocalProtocolError:
+                    # A batch can hold a channel's opening and its closing: the
+                    # core already forgot the channel we would answer on.
+                    continue
+                for result in results:
                     self._on_event(result)
                 if isinstance(event, ConnectionTerminated):
                     self._fail_closed(event.code, event.reason)

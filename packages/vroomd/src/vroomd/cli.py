@@ -212,6 +212,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="default: info (one line per session start and end)",
     )
     parser.add_argument("--version", action="version", version=f"vroomd {__version__}")
+    from .graphical.config import add_arguments as add_graphical_arguments
+
+    add_graphical_arguments(parser)
     return parser
 
 
@@ -260,6 +263,19 @@ def _describe_listen_error(url: str, exc: BaseException) -> str:
     return f"cannot listen on {url}: {exc}"
 
 
+def raise_fd_limit() -> None:
+    """Each session holds a PTY master and a pidfd: lift the soft limit on
+    open files to the hard one, as daemons do."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        except (ValueError, OSError):
+            pass
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -272,6 +288,7 @@ def main(argv: list[str] | None = None) -> int:
     for noisy in ("websockets", "openmux", "asyncio", "aioquic", "quic"):
         if args.log_level != "debug":
             logging.getLogger(noisy).setLevel(logging.WARNING)
+    raise_fd_limit()
     try:
         return _run(args)
     except UsageError as exc:
@@ -306,6 +323,12 @@ def _run(args: argparse.Namespace) -> int:
     if args.shell is not None and not os.access(args.shell, os.X_OK):
         raise UsageError(f"--shell {args.shell}: not an executable file")
     ssl_context = _ssl_context(args, state_dir, urls)
+    from .graphical.config import ConfigError, config_from_args
+
+    try:
+        graphical = config_from_args(args)
+    except ConfigError as exc:
+        raise UsageError(str(exc)) from None
 
     from .daemon import Daemon, DaemonConfig
 
@@ -318,6 +341,7 @@ def _run(args: argparse.Namespace) -> int:
         window=args.window,
         ssl=ssl_context,
         serve_options={"certfile": args.cert, "keyfile": args.key} if ssl_context else {},
+        graphical=graphical,
     )
     return asyncio.run(_serve(config, urls, created, token, state_dir, Daemon))
 

@@ -35,6 +35,8 @@ class DaemonConfig:
     kill_timeout: float = 5.0
     serve_options: dict[str, Any] = field(default_factory=dict)
     """Extra keyword arguments for openmux.aio.serve (tests: ping intervals...)."""
+    graphical: Any = None
+    """`vroomd.graphical.GraphicalConfig` (None: the defaults)."""
 
 
 class Daemon:
@@ -47,6 +49,11 @@ class Daemon:
         self.sessions: set[Any] = set()
         """Live terminal sessions (`terminal.TermSession`), across connections."""
         self._closing = False
+        # Graphical sessions (vroomd/graphical/): the agent's Chromium starts
+        # only when the first one shakes hands.
+        from .graphical import GraphicalConfig, GraphicalHub
+
+        self.graphical = GraphicalHub(config.graphical or GraphicalConfig(), token=config.token)
 
     @property
     def urls(self) -> list[str]:
@@ -55,12 +62,21 @@ class Daemon:
     async def listen(self, url: str) -> list[str]:
         """Start one listener; raises OSError/ValueError (port in use, bad URL)."""
         import openmux.aio
-        from vroom_terminal.channels import channel_policy
+        from vroom_graphical import parse_name as graphical_name
+        from vroom_terminal.channels import channel_policy as terminal_policy
+
+        graphical = self.graphical
+
+        def channel_policy(spec: Any) -> int | str | None:
+            if graphical_name(spec.name) is not None:
+                return graphical.channel_policy(spec)
+            return terminal_policy(spec)
 
         options: dict[str, Any] = {
             "ssl": self.config.ssl,
             "channel_policy": channel_policy,
             "ping_interval": 30.0,
+            "http_handler": graphical.http,  # the browser page on ws:// ports
             **self.config.serve_options,
         }
         server = await openmux.aio.serve(self.handler, url, **options)
@@ -74,10 +90,13 @@ class Daemon:
         over_limit = len(self.connections) >= self.config.max_connections or self._closing
         service = TerminalService(self, session, refuse=over_limit)
         self.connections.add(service)
+        # Graphical channels are taken before the terminal's tap sees them.
+        graphical = self.graphical.attach(session, refuse=over_limit)
         try:
             await service.run()
         finally:
             self.connections.discard(service)
+            await graphical.close()
 
     async def close(self) -> None:
         """Stop listening, hang up every session, wait for the children."""
@@ -86,6 +105,7 @@ class Daemon:
             server.close()
         for term in list(self.sessions):
             term.hangup("vroomd is shutting down")
+        await self.graphical.close()
         for server in self.servers:
             try:
                 await asyncio.wait_for(server.wait_closed(), 5)

@@ -155,6 +155,8 @@ class PtySession:
         self._loop = loop
         self.on_output: Callable[[bytes], None] = lambda data: None
         self.on_exit: Callable[[ExitStatus], None] = lambda status: None
+        self.on_input_drained: Callable[[], None] = lambda: None
+        """Called when queued input was all written (back-pressure release)."""
         self.pid: int | None = None
         self.master: int | None = None
         self._pidfd: int | None = None
@@ -392,6 +394,7 @@ class PtySession:
             if self._writing:
                 self.loop.remove_writer(fd)
                 self._writing = False
+                self.on_input_drained()
             if self._eof_requested:
                 self._deliver_eof()
 

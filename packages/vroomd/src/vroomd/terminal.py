@@ -51,6 +51,9 @@ if TYPE_CHECKING:
 log = logging.getLogger("vroomd")
 
 DEFAULT_PATH = "/usr/local/bin:/usr/bin:/bin"
+INPUT_HIGH_WATER = 1024 * 1024
+"""Input queued for a PTY whose program does not read: beyond this, stop
+reading the connection (transport back-pressure reaches the client)."""
 
 
 def login_shell() -> str:
@@ -134,6 +137,7 @@ class TermSession:
         pty.set_credit(0)  # nothing is read before the pty channel is open
         pty.on_output = self._on_output
         pty.on_exit = self._on_exit
+        pty.on_input_drained = self._on_input_drained
         try:
             pty.start()
         except OSError as exc:
@@ -166,8 +170,15 @@ class TermSession:
     def write(self, data: bytes) -> None:
         if self.pty is not None:
             self.pty.write(data)
+            service = self.service
+            if service is not None and self.pty.input_pending > INPUT_HIGH_WATER:
+                service.pause_input(self)
         elif not self.ended:
             self.pending_input.append(data)
+
+    def _on_input_drained(self) -> None:
+        if self.service is not None:
+            self.service.resume_input(self)
 
     def send_eof(self) -> None:
         if self.pty is not None:
@@ -271,6 +282,7 @@ class TermSession:
         self.service = None
         if service is not None:
             service.terms.pop(self.key, None)
+            service.resume_input(self)
         if self.pty is not None and not self.pty.finished:
             if not self.ended:
                 log.info("%s: hanging up (%s)", self.label, reason)
@@ -323,6 +335,7 @@ class TerminalService:
         limit = session.connection.max_message_size or 65535
         self.chunk = max(1024, min(65536, limit) - 16)
         self._writable_task: asyncio.Task[None] | None = None
+        self._input_paused: set[TermSession] = set()
         self._original_process: Callable[[list[openmux.Event]], None] | None = None
 
     def _bearer_ok(self) -> bool:
@@ -361,6 +374,17 @@ class TerminalService:
                 if term.pty is not None:
                     term.pty.pause_reading()
             self._writable_task = asyncio.get_running_loop().create_task(self._await_writable())
+
+    def pause_input(self, term: TermSession) -> None:
+        if not self._input_paused and self.session.sink is not None:
+            self.session.sink.pause_reading()
+        self._input_paused.add(term)
+
+    def resume_input(self, term: TermSession) -> None:
+        if term in self._input_paused:
+            self._input_paused.discard(term)
+            if not self._input_paused and self.session.sink is not None:
+                self.session.sink.resume_reading()
 
     async def _await_writable(self) -> None:
         try:
@@ -421,6 +445,11 @@ class TerminalService:
     def _feed(self, event: openmux.Event) -> None:
         try:
             results = self.server.handle_event(event)
+        except openmux.LocalProtocolError as exc:
+            # A batch can hold a channel's opening and its closing: the core
+            # already forgot the channel the protocol would answer on.
+            log.debug("terminal event %s on a closed channel: %s", type(event).__name__, exc)
+            return
         except Exception:  # a bug on our side must not kill the connection's loop
             log.exception("terminal protocol failed on %r", type(event).__name__)
             return

@@ -1,0 +1,268 @@
+"""The agent's screen as an aiortc video track: newest frame, paced, never queued.
+
+aiortc's sender loop is `frame = await track.recv()`, encode it (in a
+thread), send its packets, repeat. `ScreenTrack.recv()` returns at most
+`fps` frames a second and always the newest picture: the source holds one
+frame, so while the encoder is busy every frame but the last is dropped and
+a slow encoder lowers the frame rate instead of adding delay. JPEG frames
+(Chromium's screencast) are decoded only when they are about to be encoded,
+in the executor, so a dropped frame costs nothing but its arrival.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fractions
+import logging
+import time
+import weakref
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import av
+from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+from av.video.reformatter import ColorRange, VideoReformatter
+
+from .config import MediaConfig
+
+log = logging.getLogger("vroomd.media")
+
+CLOCK_RATE = 90_000
+TIME_BASE = fractions.Fraction(1, CLOCK_RATE)
+LIVE: weakref.WeakSet[ScreenTrack] = weakref.WeakSet()
+"""Every `ScreenTrack` not yet garbage-collected (for leak checks)."""
+
+_FULL_RANGE_FORMATS = {"yuvj420p", "yuvj422p", "yuvj444p", "rgb24", "bgr24", "rgba", "bgra"}
+
+
+class FrameSource(Protocol):
+    """A newest-frame-wins mailbox; the screencast's `FrameSlot` is one."""
+
+    async def wait(self) -> bool:
+        """Until a frame is waiting; False once the source is closed."""
+
+    def take(self) -> bytes | av.VideoFrame | None:
+        """The newest frame (JPEG bytes or a decoded frame), emptying the mailbox."""
+
+
+class LatestFrame:
+    """A `FrameSource` fed by `put()`: JPEG bytes or `av.VideoFrame`s."""
+
+    __slots__ = ("_frame", "_waiter", "closed", "dropped", "put_count")
+
+    def __init__(self) -> None:
+        self._frame: bytes | av.VideoFrame | None = None
+        self._waiter: asyncio.Future[None] | None = None
+        self.closed = False
+        self.dropped = 0
+        self.put_count = 0
+
+    def put(self, frame: bytes | av.VideoFrame) -> None:
+        if self.closed:
+            return
+        if self._frame is not None:
+            self.dropped += 1
+        self._frame = frame
+        self.put_count += 1
+        self._wake()
+
+    async def wait(self) -> bool:
+        while self._frame is None:
+            if self.closed:
+                return False
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+        return True
+
+    def take(self) -> bytes | av.VideoFrame | None:
+        frame, self._frame = self._frame, None
+        return frame
+
+    def close(self) -> None:
+        self.closed = True
+        self._frame = None
+        self._wake()
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+
+@dataclass(slots=True)
+class TrackStats:
+    taken: int = 0
+    """Frames taken from the source (each one decoded and sent)."""
+    sent: int = 0
+    """Frames handed to the encoder, repeats included."""
+    repeats: int = 0
+    """Still-screen repeats of the last frame."""
+    bad: int = 0
+    """Source frames that did not decode (skipped)."""
+    decode_seconds: float = 0.0
+    width: int = 0
+    height: int = 0
+
+
+def fit(width: int, height: int, limit: tuple[int, int]) -> tuple[int, int]:
+    """The largest even size within `limit` with `width:height`'s aspect (4:2:0 needs even)."""
+    max_w, max_h = limit
+    scale = min(1.0, max_w / width, max_h / height)
+    w = max(2, int(width * scale) & ~1)
+    h = max(2, int(height * scale) & ~1)
+    return w, h
+
+
+class FrameConverter:
+    """JPEG bytes or any frame -> a limited-range yuv420p frame within the size limit.
+
+    The screencast's JPEGs decode to full-range YUV, which an H264/VP8
+    stream would have to flag; converting keeps every receiver's default
+    (limited range) right, for ~0.7 ms at 720p.
+    """
+
+    def __init__(self, max_size: tuple[int, int]) -> None:
+        self.max_size = max_size
+        self._decoder: Any = None
+        self._reformatter = VideoReformatter()
+
+    def __call__(self, data: bytes | av.VideoFrame) -> av.VideoFrame | None:
+        if isinstance(data, av.VideoFrame):
+            frame = data
+        else:
+            if self._decoder is None:
+                self._decoder = av.CodecContext.create("mjpeg", "r")
+            try:
+                frames = self._decoder.decode(av.Packet(data))
+            except (av.FFmpegError, ValueError) as exc:
+                log.debug("undecodable video frame: %s", exc)
+                return None
+            if not frames:
+                return None
+            frame = frames[-1]
+        width, height = fit(frame.width, frame.height, self.max_size)
+        full = frame.format.name in _FULL_RANGE_FORMATS or frame.color_range == ColorRange.JPEG
+        if full:
+            return self._reformatter.reformat(
+                frame,
+                width=width,
+                height=height,
+                format="yuv420p",
+                src_color_range=ColorRange.JPEG,
+                dst_color_range=ColorRange.MPEG,
+            )
+        if (width, height) == (frame.width, frame.height) and frame.format.name == "yuv420p":
+            return frame
+        return self._reformatter.reformat(frame, width=width, height=height, format="yuv420p")
+
+
+class ScreenTrack(MediaStreamTrack):
+    """A video track fed by a `FrameSource`, paced to `config.fps`."""
+
+    kind = "video"
+
+    def __init__(
+        self, source: FrameSource | None = None, config: MediaConfig | None = None
+    ) -> None:
+        super().__init__()
+        self.config = config or MediaConfig()
+        self.source: FrameSource = source if source is not None else LatestFrame()
+        self.stats = TrackStats()
+        self._convert = FrameConverter(self.config.max_size)
+        self._period = 1.0 / self.config.fps
+        self._idle = 1.0 / self.config.idle_fps
+        self._due = 0.0
+        self._start: float | None = None
+        self._last: av.VideoFrame | None = None
+        self._last_pts = -1
+        self._changed = asyncio.Event()
+        LIVE.add(self)
+
+    def set_source(self, source: FrameSource) -> None:
+        """Switch to another source (another page, a new screencast); the
+        next frame comes from it at once."""
+        self.source = source
+        self._changed.set()
+
+    async def recv(self) -> av.VideoFrame:
+        loop = asyncio.get_running_loop()
+        while True:
+            if self.readyState != "live":
+                raise MediaStreamError
+            delay = self._due - loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            source = self.source
+            data = source.take()
+            if data is None:
+                alive = await self._wait(source)
+                if self.readyState != "live":
+                    raise MediaStreamError
+                if not alive:
+                    if source is self.source:  # closed and not replaced: the screen is gone
+                        self.stop()
+                        raise MediaStreamError
+                    continue
+                data = self.source.take()
+            if data is not None:
+                started = time.perf_counter()
+                frame = await loop.run_in_executor(None, self._convert, data)
+                self.stats.decode_seconds += time.perf_counter() - started
+                if frame is None:
+                    self.stats.bad += 1
+                    continue
+                self.stats.taken += 1
+                self._last = frame
+            elif self._last is not None:
+                frame = self._last
+                self.stats.repeats += 1
+            else:
+                continue
+            if self.readyState != "live":
+                raise MediaStreamError
+            now = loop.time()
+            self._due = max(self._due, now - self._period) + self._period
+            return self._stamp(frame, now)
+
+    async def _wait(self, source: FrameSource) -> bool:
+        """Until `source` has a frame (True), is closed (False), the idle
+        interval passes with a picture to repeat (True), or the source changes."""
+        self._changed.clear()
+        waiter = asyncio.ensure_future(source.wait())
+        changed = asyncio.ensure_future(self._changed.wait())
+        timeout = self._idle if self._last is not None else None
+        try:
+            done, _ = await asyncio.wait(
+                (waiter, changed), timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+            )
+        finally:
+            for task in (waiter, changed):
+                if not task.done():
+                    task.cancel()
+            await asyncio.gather(waiter, changed, return_exceptions=True)
+        if waiter in done and not waiter.cancelled() and waiter.exception() is None:
+            return bool(waiter.result())
+        return True
+
+    def _stamp(self, frame: av.VideoFrame, now: float) -> av.VideoFrame:
+        if self._start is None:
+            self._start = now
+        pts = max(round((now - self._start) * CLOCK_RATE), self._last_pts + 1)
+        self._last_pts = pts
+        frame.pts = pts
+        frame.time_base = TIME_BASE
+        stats = self.stats
+        stats.sent += 1
+        stats.width, stats.height = frame.width, frame.height
+        return frame
+
+    def stop(self) -> None:
+        super().stop()
+        self._changed.set()
+
+
+def live_tracks() -> int:
+    return sum(1 for track in LIVE if track.readyState == "live")
