@@ -247,6 +247,7 @@ async def test_ice_hosts_pins_the_host_candidates() -> None:
         assert hook(True, False) == ["127.0.0.1"]
         assert hook(False, True) == ["::1"]
     assert webrtc._hosts(Options(extra={"ice_hosts": "127.0.0.1"})) == ["127.0.0.1"]
+    assert webrtc._hosts(Options()) is None
 
 
 def test_candidate_parsing_and_reachability() -> None:

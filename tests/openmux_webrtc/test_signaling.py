@@ -71,10 +71,12 @@ async def test_routes_and_bad_bodies() -> None:
         broken = "v=0\r\nm=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\na=setup:nonsense\r\n"
         status, text = await post(base, "/offer", {"type": "offer", "sdp": broken})
         assert status == HTTPStatus.BAD_REQUEST and b"unusable offer" in text
-        status, _ = await post(
-            base, "/offer", {"type": "offer", "sdp": "v=0", "candidates": [{"candidate": 7}]}
-        )
-        assert status == HTTPStatus.BAD_REQUEST
+        with_app = "v=0\r\nm=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\n"
+        for candidates in ([{"candidate": 7}], 5):
+            status, _ = await post(
+                base, "/offer", {"type": "offer", "sdp": with_app, "candidates": candidates}
+            )
+            assert status == HTTPStatus.BAD_REQUEST
         assert not listener_of(server).peers
 
 
@@ -157,7 +159,20 @@ async def test_pending_offers_are_bounded_and_expire(monkeypatch: pytest.MonkeyP
         try:
             with webrtc.ice_hosts(LOOPBACK):
                 await first.pc.setLocalDescription(await first.pc.createOffer())
-            offer = {"sdp": first.pc.localDescription.sdp, "type": "offer"}
+            offer = {
+                "sdp": first.pc.localDescription.sdp,
+                "type": "offer",
+                "candidates": [
+                    {
+                        "candidate": "candidate:1 1 udp 2122260223 127.0.0.1 9 typ host",
+                        "sdpMid": "0",
+                    },
+                    {
+                        "candidate": "candidate:2 1 udp 2122260223 192.0.2.9 9 typ host",
+                        "sdpMid": "0",
+                    },
+                ],
+            }
             base = http_base(server)
             assert (await post(base, "/offer", offer))[0] == HTTPStatus.OK
             assert (await post(base, "/offer", offer))[0] == HTTPStatus.SERVICE_UNAVAILABLE
