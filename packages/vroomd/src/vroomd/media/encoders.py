@@ -151,8 +151,6 @@ class H264Encoder(h264.H264Encoder):
         codec.width, codec.height = width, height
         codec.pix_fmt = "yuv420p"
         codec.bit_rate = bitrate
-        codec.rc_max_rate = bitrate
-        codec.rc_buffer_size = bitrate  # VBV of one second: no burst a link cannot take
         codec.framerate = fractions.Fraction(fps, 1)
         codec.time_base = fractions.Fraction(1, fps)
         codec.gop_size = max(1, round(config.keyframe_interval * config.fps))
@@ -160,6 +158,9 @@ class H264Encoder(h264.H264Encoder):
             "preset": config.h264_preset,
             "tune": "zerolatency",
             "level": h264_level(width, height),
+            # A VBV of one second: no burst the link cannot take.
+            "maxrate": str(bitrate),
+            "bufsize": str(bitrate),
         }
         codec.profile = "Baseline"
         return codec
