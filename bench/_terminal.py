@@ -1,0 +1,327 @@
+"""Shared parts of the terminal benchmarks: a vroomd, an sshd, programs on PTYs.
+
+Everything runs on 127.0.0.1 in temporary directories: vroomd with its own
+state dir, OpenSSH's sshd with its own config (`UsePAM no`) and a key made
+for the run. The "client PTY" measurements run the client (vroom term, ssh,
+script) on a PTY whose master this process reads, as a terminal would.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import re
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import termios
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+BIN = Path(sys.executable).parent
+VROOMD = str(BIN / "vroomd")
+VROOM = str(BIN / "vroom")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _ctty() -> None:
+    fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+
+class OnPty:
+    """A program on a fresh PTY (rows x cols); we hold the master."""
+
+    def __init__(
+        self, argv: list[str], env: dict[str, str] | None = None, rows: int = 24, cols: int = 80
+    ) -> None:
+        master, slave = os.openpty()
+        fcntl.ioctl(master, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+        self.started = time.perf_counter()
+        self.proc = subprocess.Popen(
+            argv,
+            stdin=slave,
+            stdout=slave,
+            stderr=slave,
+            env=env,
+            start_new_session=True,
+            preexec_fn=_ctty,
+            close_fds=True,
+        )
+        os.close(slave)
+        self.master = master
+
+    def drain(self) -> tuple[int, float, float]:
+        """Read until EOF: (bytes, time of the first byte, time of the end)."""
+        total = 0
+        first = 0.0
+        read = os.read
+        fd = self.master
+        while True:
+            try:
+                chunk = read(fd, 65536)
+            except OSError:
+                break
+            if not chunk:
+                break
+            if not total:
+                first = time.perf_counter()
+            total += len(chunk)
+        return total, first, time.perf_counter()
+
+    def read_until(self, needle: bytes, timeout: float = 30.0) -> bytes:
+        buf = b""
+        deadline = time.monotonic() + timeout
+        import select
+
+        while needle not in buf:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError(f"no {needle!r} in {buf[-300:]!r}")
+            ready, _, _ = select.select([self.master], [], [], left)
+            if ready:
+                try:
+                    chunk = os.read(self.master, 65536)
+                except OSError:
+                    raise TimeoutError(f"EOF before {needle!r}: {buf[-300:]!r}") from None
+                if not chunk:
+                    raise TimeoutError(f"EOF before {needle!r}")
+                buf += chunk
+        return buf
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            os.close(self.master)
+        if self.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGHUP)
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+# ---------------------------------------------------------------- vroomd
+
+
+class Vroomd:
+    def __init__(self, *extra: str) -> None:
+        self.dir = Path(tempfile.mkdtemp(prefix="vroomd-bench-"))
+        self.ws_port = free_port()
+        self.tcp_port = free_port()
+        self.log = open(self.dir / "log", "w+b")  # noqa: SIM115
+        self.proc = subprocess.Popen(
+            [
+                VROOMD,
+                "--state-dir",
+                str(self.dir / "state"),
+                "--listen",
+                f"ws://127.0.0.1:{self.ws_port}",
+                "--listen",
+                f"tcp://127.0.0.1:{self.tcp_port}",
+                "--log-level",
+                "warning",
+                *extra,
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=self.log,
+            stderr=self.log,
+        )
+        deadline = time.monotonic() + 30
+        while b"ready" not in (self.dir / "log").read_bytes():
+            if time.monotonic() > deadline or self.proc.poll() is not None:
+                raise RuntimeError((self.dir / "log").read_text())
+            time.sleep(0.05)
+        self.token = (self.dir / "state" / "token").read_text().strip()
+
+    def url(self, scheme: str) -> str:
+        return (
+            f"ws://127.0.0.1:{self.ws_port}"
+            if scheme == "ws"
+            else (f"tcp://127.0.0.1:{self.tcp_port}")
+        )
+
+    def env(self) -> dict[str, str]:
+        return {**os.environ, "VROOM_TOKEN": self.token, "TERM": "xterm-256color"}
+
+    def rss_kib(self) -> int:
+        status = Path(f"/proc/{self.proc.pid}/status").read_text()
+        match = re.search(r"VmRSS:\s+(\d+) kB", status)
+        return int(match.group(1)) if match else 0
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.log.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+# ------------------------------------------------------------------ sshd
+
+
+class Sshd:
+    """OpenSSH on 127.0.0.1 with a config and keys of its own (UsePAM no)."""
+
+    def __init__(self) -> None:
+        self.dir = Path(tempfile.mkdtemp(prefix="sshd-bench-"))
+        self.port = free_port()
+        d = self.dir
+        for name in ("host", "user"):
+            subprocess.run(
+                ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(d / name)], check=True
+            )
+        (d / "authorized_keys").write_text((d / "user.pub").read_text())
+        os.chmod(d / "authorized_keys", 0o600)
+        (d / "sshd_config").write_text(
+            f"Port {self.port}\nListenAddress 127.0.0.1\nHostKey {d / 'host'}\n"
+            f"AuthorizedKeysFile {d / 'authorized_keys'}\nUsePAM no\nStrictModes no\n"
+            f"PermitRootLogin yes\nPasswordAuthentication no\nPidFile {d / 'sshd.pid'}\n"
+            "PrintMotd no\nPrintLastLog no\nUseDNS no\nSubsystem sftp internal-sftp\n"
+        )
+        os.makedirs("/run/sshd", exist_ok=True)
+        self.proc = subprocess.Popen(
+            [shutil.which("sshd") or "/usr/sbin/sshd", "-D", "-e", "-f", str(d / "sshd_config")],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=open(d / "log", "wb"),  # noqa: SIM115
+        )
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), 1).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline or self.proc.poll() is not None:
+                    raise RuntimeError((d / "log").read_text()) from None
+                time.sleep(0.05)
+        user = os.environ.get("USER") or __import__("pwd").getpwuid(os.getuid()).pw_name
+        self.target = f"{user}@127.0.0.1"
+
+    def argv(self, *remote: str, tty: bool = True) -> list[str]:
+        return [
+            "ssh",
+            *(["-tt"] if tty else []),
+            "-F",
+            "/dev/null",
+            "-i",
+            str(self.dir / "user"),
+            "-p",
+            str(self.port),
+            "-o",
+            "StrictHostKeyChecking=no",
+            "-o",
+            "UserKnownHostsFile=/dev/null",
+            "-o",
+            "LogLevel=ERROR",
+            "-o",
+            "BatchMode=yes",
+            self.target,
+            *remote,
+        ]
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(10)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def servers(*vroomd_args: str) -> Iterator[tuple[Vroomd, Sshd | None]]:
+    vroomd = Vroomd(*vroomd_args)
+    sshd: Sshd | None = None
+    try:
+        try:
+            sshd = Sshd()
+        except (RuntimeError, OSError, subprocess.CalledProcessError) as exc:
+            print(f"# sshd unavailable: {exc}", file=sys.stderr)
+        yield vroomd, sshd
+    finally:
+        vroomd.stop()
+        if sshd is not None:
+            sshd.stop()
+
+
+def emit(name: str, value: float, unit: str) -> None:
+    print(f"{name} {value:.4g} {unit}", flush=True)
+
+
+# ------------------------------------------------------------ client API
+
+
+class CountingClient:
+    """A client with no PTY of its own (as a browser page): counts output
+    bytes and acknowledges them at once; reports when the session exits."""
+
+    def __init__(self, url: str, token: str, command: str, *, raw: bool = False) -> None:
+        self.url, self.token, self.command, self.raw = url, token, command, raw
+        self.total = 0
+        self.first = 0.0
+        self.chunks: list[bytes] = []
+        self.keep = False
+
+    async def run(self) -> tuple[int, float, float]:
+        import asyncio
+
+        import openmux.aio
+        from openmux import MessageReceived
+        from vroom_terminal import events as ev
+        from vroom_terminal.client import TerminalClient
+
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[float] = loop.create_future()
+        session = await openmux.aio.connect(self.url, timeout=10)
+        from vroom_terminal.capabilities import CapabilityOffer
+
+        client = TerminalClient(session.connection, offer=CapabilityOffer())
+        original = session._process
+
+        def process(events: list[object]) -> None:
+            for event in events:
+                for result in client.handle_event(event):  # type: ignore[arg-type]
+                    on(result)
+            original([e for e in events if type(e) is not MessageReceived])
+
+        def on(event: object) -> None:
+            if type(event) is ev.PtyOutput:
+                size = len(event.data)  # type: ignore[attr-defined]
+                if not self.total:
+                    self.first = time.perf_counter()
+                self.total += size
+                if self.keep:
+                    self.chunks.append(event.data)  # type: ignore[attr-defined]
+                client.ack(size)
+            elif isinstance(event, ev.Negotiated):
+                if event.select.auth.required:
+                    client.authenticate(token=self.token)
+                else:
+                    client.request_pty(modes={"raw": True} if self.raw else None)
+            elif isinstance(event, ev.AuthResult) and event.ok:
+                client.request_pty(modes={"raw": True} if self.raw else None)
+            elif isinstance(event, ev.PtyGranted):
+                client.exec(self.command)
+            elif isinstance(event, ev.ExitStatusReceived | ev.SessionClosed):
+                if not done.done():
+                    done.set_result(time.perf_counter())
+            session._flush()
+
+        session._process = process  # type: ignore[method-assign]
+        client.open_session()
+        session._flush()
+        end = await done
+        await session.close()
+        return self.total, self.first, end
