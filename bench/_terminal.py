@@ -314,9 +314,8 @@ class CountingClient:
                 client.request_pty(modes={"raw": True} if self.raw else None)
             elif isinstance(event, ev.PtyGranted):
                 client.exec(self.command)
-            elif isinstance(event, ev.ExitStatusReceived | ev.SessionClosed):
-                if not done.done():
-                    done.set_result(time.perf_counter())
+            elif isinstance(event, ev.ExitStatusReceived | ev.SessionClosed) and not done.done():
+                done.set_result(time.perf_counter())
             session._flush()
 
         session._process = process  # type: ignore[method-assign]
