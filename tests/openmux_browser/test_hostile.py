@@ -90,6 +90,12 @@ CASES: dict[str, tuple[bytes, list[bytes | str], dict[str, Any], int]] = {
         {},
         1000,
     ),
+    "error-before-welcome": (
+        control(ControlType.ERROR, {"code": 4104}),
+        [WELCOME, CLOSE_1000],
+        {},
+        1000,
+    ),
     "version-mismatch": (control(ControlType.WELCOME, {"version": [1, 0, 0]}), [], {}, 4006),
     "welcome-not-json": (control(ControlType.WELCOME, b"{nope"), [], {}, 4001),
 }

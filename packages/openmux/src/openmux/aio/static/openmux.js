@@ -423,6 +423,7 @@ export class Session {
     if (this.state !== "open") {
       if (type === ControlType.CLOSE) this._onClose(payload);
       else if (type === ControlType.WELCOME) this._onWelcome(payload);
+      else if (type === ControlType.ERROR) this._onError(this._json(payload) || {}); // as the core
       else throw new PeerError(`control type 0x${type.toString(16)} before the handshake completed`);
       return;
     }
