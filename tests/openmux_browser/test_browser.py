@@ -290,3 +290,30 @@ async def test_server_close_reaches_the_browser(harness: Harness, transport: str
     out = await harness.run("closedByServer", url, token=TOKEN)
     assert out["closed"] == {"code": 4321, "reason": "go away", "byPeer": True}
     assert out["sendError"] is not None
+
+
+async def test_fallback_when_signaling_hangs(harness: Harness) -> None:
+    """A signaling server that accepts the offer and never answers: the browser
+    gives up at `rtcTimeout` and falls back."""
+    hung: list[asyncio.StreamWriter] = []
+
+    async def never_answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        hung.append(writer)
+        await reader.read(1 << 16)
+
+    server = await asyncio.start_server(never_answer, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        out = await harness.run(
+            "which",
+            f"webrtc+http://127.0.0.1:{port}",
+            token=TOKEN,
+            fallback=harness.ws,
+            rtcTimeout=1,
+        )
+        assert out["kind"] == "websocket" and out["echoed"] == "ping"
+        assert hung  # the offer did reach it
+    finally:
+        for writer in hung:
+            writer.close()
+        server.close()

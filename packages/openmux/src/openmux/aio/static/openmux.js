@@ -883,15 +883,22 @@ class WebRTCTransport {
     }
     const offer = { sdp: pc.localDescription.sdp, type: "offer", candidates: [] };
     late.length = 0; // in the SDP now
-    let response;
+    let response, answer;
+    const abort = new AbortController(); // the signaling server too gets until the deadline
+    const timer = setTimeout(() => abort.abort(), Math.max(0, deadline - performance.now()));
     try {
-      response = await fetch(this.offerUrl, { method: "POST", headers: this._headers(), body: JSON.stringify(offer) });
+      response = await fetch(this.offerUrl, {
+        method: "POST", headers: this._headers(), body: JSON.stringify(offer), signal: abort.signal,
+      });
+      if (response.ok) answer = await response.json();
     } catch (e) {
       throw new TransportError(`WebRTC signaling at ${this.offerUrl} failed: ${e}`);
+    } finally {
+      clearTimeout(timer);
     }
     if (response.status === 401 || response.status === 403) throw new HandshakeError(`HTTP ${response.status}`, CloseCode.AUTH_FAILED);
     if (!response.ok) throw new TransportError(`WebRTC offer refused: HTTP ${response.status}`);
-    const answer = await response.json();
+    if (!answer || typeof answer.sdp !== "string") throw new TransportError("the WebRTC signaling answer is malformed");
     this.peerId = typeof answer.id === "string" ? answer.id : null;
     await pc.setRemoteDescription({ type: "answer", sdp: answer.sdp });
     for (const c of answer.candidates || []) await pc.addIceCandidate(c);
