@@ -29,6 +29,17 @@ VROOMD = str(BIN / "vroomd")
 VROOM = str(BIN / "vroom")
 
 
+def compile_packages() -> None:
+    """Write the packages' bytecode, as installing a wheel does: this
+    environment sets PYTHONDONTWRITEBYTECODE, so without this every client
+    start would compile its modules from source."""
+    import compileall
+
+    root = Path(__file__).resolve().parent.parent / "packages"
+    for package in ("openmux", "vroom-terminal", "vroomd"):
+        compileall.compile_dir(str(root / package / "src"), quiet=1)
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -242,6 +253,7 @@ class Sshd:
 
 @contextlib.contextmanager
 def servers(*vroomd_args: str) -> Iterator[tuple[Vroomd, Sshd | None]]:
+    compile_packages()
     vroomd = Vroomd(*vroomd_args)
     sshd: Sshd | None = None
     try:

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 if TYPE_CHECKING:
     import asyncio
+    from collections.abc import Coroutine
 
     from openmux.aio import Session
 
@@ -633,8 +634,24 @@ def _term(args: argparse.Namespace) -> int:
 
     if interactive and stdin_tty:
         with LocalTerminal(0):
-            return asyncio.run(main())
-    return asyncio.run(main())
+            return run_loop(main())
+    return run_loop(main())
+
+
+def run_loop(coro: Coroutine[Any, Any, int]) -> int:
+    """uvloop when it is installed (lower per-event overhead: keystroke
+    latency), unless VROOM_NO_UVLOOP is set; the stdlib loop otherwise."""
+    import asyncio
+
+    if not os.environ.get("VROOM_NO_UVLOOP"):
+        try:
+            import uvloop  # type: ignore[import-not-found, unused-ignore]
+        except ImportError:
+            pass
+        else:
+            result: int = uvloop.run(coro)
+            return result
+    return asyncio.run(coro)
 
 
 def die(message: str) -> NoReturn:

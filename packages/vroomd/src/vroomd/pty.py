@@ -46,6 +46,8 @@ one readable callback (until EAGAIN) makes bulk output cost one mux frame per
 64 KiB instead of one per 4 KiB."""
 
 _WINSZ = struct.Struct("HHHH")
+_PTY_BUFFER = 4095
+"""What one read() of a busy PTY master returns on Linux (N_TTY_BUF_SIZE - 1)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -330,6 +332,11 @@ class PtySession:
                 break
             chunks.append(chunk)
             total += len(chunk)
+            if len(chunk) < _PTY_BUFFER:
+                # The line discipline had less than a buffer-full: it is
+                # (almost surely) empty now. Not asking again saves a read()
+                # that would fail with EAGAIN: one syscall per keystroke echo.
+                break
         data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
         return data, eof
 
