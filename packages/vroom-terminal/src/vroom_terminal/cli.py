@@ -2,7 +2,7 @@
 
     vroom term ws://127.0.0.1:8022            interactive login shell
     vroom term host -- make -j4                a command (EXEC), pipes stay byte-exact
-    vroom term -t tcp://host:2222 -- htop      a command on an interactive PTY
+    vroom term -t tcp://host:2222 -- htop      force an interactive PTY
 
 This is the asyncio client of the protocol (the state machine is the sans-IO
 `TerminalClient`); openmux.aio carries it over WebSocket, TCP, TLS or QUIC.
@@ -73,7 +73,8 @@ def build_parser() -> argparse.ArgumentParser:
         "-t",
         dest="force_tty",
         action="store_true",
-        help="force an interactive PTY for COMMAND (default: byte-exact pipe mode)",
+        help="force an interactive PTY (default: only when stdin and stdout are terminals; "
+        "otherwise the remote PTY is raw, so pipes and files stay byte-exact)",
     )
     term.add_argument(
         "-e",
@@ -609,7 +610,9 @@ def _term(args: argparse.Namespace) -> int:
         env[name] = value
     token = find_token(url, args.token_file)
     stdin_tty = os.isatty(0)
-    interactive = bool(args.force_tty) or (not command and stdin_tty)
+    # A PTY like a terminal's when asked (-t) or when both ends are terminals;
+    # otherwise a raw PTY, so that pipes and files stay byte-exact.
+    interactive = bool(args.force_tty) or (stdin_tty and os.isatty(1))
     client = TermClient(
         url,
         token=token,
