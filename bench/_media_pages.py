@@ -44,18 +44,25 @@ AGENT_PAGE = f"""<!doctype html><html><head><meta charset="utf-8"><title>clock</
 <script>
 const bits = document.getElementById("bits");
 const cells = [];
-for (let i = 0; i < {BITS}; i++) {{ const d = document.createElement("div"); bits.appendChild(d); cells.push(d); }}
+for (let i = 0; i < {BITS}; i++) {{
+  const d = document.createElement("div");
+  bits.appendChild(d);
+  cells.push(d);
+}}
 const text = document.getElementById("text");
 const words = "the agent edits code while the person watches over webrtc and websocket".split(" ");
 let n = 0;
 function tick() {{
   const code = Date.now() & 0xffffff;
-  for (let i = 0; i < {BITS}; i++) cells[i].style.background = (code >> ({BITS - 1} - i)) & 1 ? "#000" : "#fff";
+  for (let i = 0; i < {BITS}; i++) {{
+    cells[i].style.background = (code >> ({BITS - 1} - i)) & 1 ? "#000" : "#fff";
+  }}
   n++;
   if (n % 2 === 0) {{
     const line = [];
     for (let i = 0; i < 14; i++) line.push(words[(n + i * 7) % words.length]);
-    text.textContent = Array.from({{length: 22}}, (_, k) => `${{(n + k) % 1000}}: ${{line.join(" ")}}`).join("\\n");
+    const rows = Array.from({{length: 22}}, (_, k) => `${{(n + k) % 1000}}: ${{line.join(" ")}}`);
+    text.textContent = rows.join("\\n");
     text.style.whiteSpace = "pre";
   }}
   requestAnimationFrame(tick);

@@ -48,12 +48,15 @@ async def capture_frames(count: int) -> list[bytes]:
         await page.set_content(AGENT_PAGE)
         cdp = await page.context.new_cdp_session(page)
         frames: list[bytes] = []
+        acks: set[asyncio.Future[object]] = set()
         done = asyncio.get_running_loop().create_future()
 
         def on_frame(params: dict) -> None:
-            asyncio.ensure_future(
+            ack = asyncio.ensure_future(
                 cdp.send("Page.screencastFrameAck", {"sessionId": params["sessionId"]})
             )
+            acks.add(ack)
+            ack.add_done_callback(acks.discard)
             frames.append(base64.b64decode(params["data"]))
             if len(frames) >= count and not done.done():
                 done.set_result(None)

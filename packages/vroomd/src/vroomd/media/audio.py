@@ -163,6 +163,8 @@ class Microphone:
                     frame = await self.track.recv()
                 except MediaStreamError:
                     return
+                if not isinstance(frame, av.AudioFrame):
+                    continue
                 pcm = to_pcm(frame, self._resampler)
                 self.frames += 1
                 if not pcm:

@@ -32,6 +32,10 @@ TIME_BASE = fractions.Fraction(1, CLOCK_RATE)
 LIVE: weakref.WeakSet[ScreenTrack] = weakref.WeakSet()
 """Every `ScreenTrack` not yet garbage-collected (for leak checks)."""
 
+MAX_JPEG_BYTES = 16 * 1024 * 1024
+MAX_JPEG_SIDE = 8192
+"""A JPEG larger than this (bytes, or pixels either way) is refused before decoding."""
+_SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
 _FULL_RANGE_FORMATS = {"yuvj420p", "yuvj422p", "yuvj444p", "rgb24", "bgr24", "rgba", "bgra"}
 
 
@@ -116,6 +120,41 @@ def fit(width: int, height: int, limit: tuple[int, int]) -> tuple[int, int]:
     return w, h
 
 
+def jpeg_size(data: bytes) -> tuple[int, int] | None:
+    """(width, height) from a JPEG's frame header, None if there is none.
+
+    Read before decoding so that a frame's size is checked before the
+    decoder allocates for it (a header can claim 65535x65535).
+    """
+    if len(data) < 4 or data[0] != 0xFF or data[1] != 0xD8:
+        return None
+    i = 2
+    end = len(data)
+    while i + 4 <= end:
+        if data[i] != 0xFF:
+            return None
+        marker = data[i + 1]
+        if marker == 0xFF:  # fill byte
+            i += 1
+            continue
+        if marker in (0x01, *range(0xD0, 0xD8)):  # no length
+            i += 2
+            continue
+        length = (data[i + 2] << 8) | data[i + 3]
+        if length < 2:
+            return None
+        if marker in _SOF:
+            if i + 9 > end or length < 7:
+                return None
+            height = (data[i + 5] << 8) | data[i + 6]
+            width = (data[i + 7] << 8) | data[i + 8]
+            return (width, height) if width and height else None
+        if marker == 0xDA:  # start of scan before any frame header
+            return None
+        i += 2 + length
+    return None
+
+
 class FrameConverter:
     """JPEG bytes or any frame -> a limited-range yuv420p frame within the size limit.
 
@@ -133,6 +172,10 @@ class FrameConverter:
         if isinstance(data, av.VideoFrame):
             frame = data
         else:
+            size = jpeg_size(data) if len(data) <= MAX_JPEG_BYTES else None
+            if size is None or max(size) > MAX_JPEG_SIDE:
+                log.debug("video frame refused: not a JPEG of a sane size")
+                return None
             if self._decoder is None:
                 self._decoder = av.CodecContext.create("mjpeg", "r")
             try:

@@ -1,0 +1,179 @@
+"""vroomd.media against a real Chromium: video, codecs, resize, audio both ways, release."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from typing import Any
+
+import pytest
+from vroomd.media import LevelMeter, MediaConfig
+
+from .webrtc_harness import MAGENTA_BOX, Agent, answer, eventually, open_person, settled_resources
+
+pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.timeout(120)]
+
+
+async def video_stats(person: Any) -> dict[str, Any] | None:
+    stats = await person.evaluate("rtc.stats()")
+    return stats["video"]
+
+
+async def test_h264_video_of_the_agent_screen(browser: Any) -> None:
+    agent = await Agent.open(browser)
+    person = await open_person(browser)
+    pc, media = await answer(person)
+    agent.sinks.append(media.frames.put)
+    try:
+        await eventually(lambda: person.evaluate("rtc.stats().then(s => s.state === 'connected')"))
+        first = await eventually(lambda: _decoded(person, 1))
+        later = await eventually(lambda: _decoded(person, first["framesDecoded"] + 30))
+        assert later["codec"] == "video/H264"
+        assert media.codec == "H264"
+        assert (later["width"], later["height"]) == (1280, 720)
+        x, y, w, h = MAGENTA_BOX
+        pixel = await person.evaluate("([x, y]) => rtc.pixel(x, y)", [x + w // 2, y + h // 2])
+        assert pixel is not None and _near(pixel, (255, 0, 255)), pixel
+        # Chromium's receiver estimate (REMB) reaches the encoder, within our bounds.
+        await eventually(lambda: media.encoder.remb, timeout=20)
+        config = media.config
+        assert config.min_bitrate <= media.encoder.bitrate <= config.max_bitrate
+        assert media.video.stats.sent >= media.encoder.frames > 0
+    finally:
+        agent.sinks.clear()
+        await person.close()
+        await pc.close()
+        await agent.close()
+    await media.closed
+
+
+async def test_vp8_when_the_browser_offers_no_h264(browser: Any) -> None:
+    agent = await Agent.open(browser, 640, 360)
+    person = await open_person(browser)
+    pc, media = await answer(person, noH264=True)
+    agent.sinks.append(media.frames.put)
+    try:
+        stats = await eventually(lambda: _decoded(person, 10))
+        assert stats["codec"] == "video/VP8"
+        assert media.codec == "VP8"
+        assert (stats["width"], stats["height"]) == (640, 360)
+    finally:
+        await person.close()
+        await pc.close()
+        await agent.close()
+
+
+async def test_resolution_follows_the_agent_viewport(browser: Any) -> None:
+    agent = await Agent.open(browser)
+    person = await open_person(browser)
+    pc, media = await answer(person)
+    agent.sinks.append(media.frames.put)
+    try:
+        await eventually(lambda: _size(person, (1280, 720)))
+        await agent.resize(800, 600)
+        await eventually(lambda: _size(person, (800, 600)))
+        assert media.encoder.restarts >= 1
+    finally:
+        await person.close()
+        await pc.close()
+        await agent.close()
+
+
+async def test_frames_larger_than_the_limit_are_scaled_down(browser: Any) -> None:
+    agent = await Agent.open(browser)
+    person = await open_person(browser)
+    pc, media = await answer(person, MediaConfig(max_size=(640, 640)))
+    agent.sinks.append(media.frames.put)
+    try:
+        await eventually(lambda: _size(person, (640, 360)))
+    finally:
+        await person.close()
+        await pc.close()
+        await agent.close()
+
+
+async def test_audio_out_and_microphone_in(browser: Any) -> None:
+    person = await open_person(browser)
+    voice = LevelMeter(echo=False)
+    pc, media = await answer(person, voice=voice, mic=True)
+    try:
+        assert voice.started
+        # Silence flows before the agent says anything: the track never starves.
+        await eventually(lambda: _audio(person, lambda a: a["packets"] > 20))
+        # Chromium's fake microphone (a beep) reaches the pipeline, resampled to 16 kHz.
+        await eventually(lambda: voice.seconds > 1.0 and voice.peak_dbfs > -40)
+        assert media.microphone is not None and media.microphone.frames > 0
+        # The agent speaks: a 440 Hz tone becomes audible energy in the page.
+        assert media.speaker is not None
+        before = (await person.evaluate("rtc.stats()"))["audio"]["energy"]
+        media.speaker.play(_tone(440, 1.0, 24_000), 24_000)
+        assert media.speaker.speaking
+        await eventually(lambda: _audio(person, lambda a: a["energy"] > before + 0.01))
+        await eventually(lambda: not media.speaker.speaking)
+        assert media.speaker.spoken_frames >= 45
+    finally:
+        await person.close()
+        await pc.close()
+    await media.closed
+    assert voice.stopped
+
+
+async def test_twenty_connections_leave_nothing_behind(browser: Any) -> None:
+    agent = await Agent.open(browser, 640, 360)
+    baseline = len(asyncio.all_tasks())
+    voices = []
+    try:
+        for i in range(20):
+            person = await open_person(browser)
+            voice = LevelMeter()
+            voices.append(voice)
+            pc, media = await answer(person, voice=voice, mic=True)
+            agent.sinks.append(media.frames.put)
+            await eventually(lambda page=person: _decoded(page, 2))
+            agent.sinks.remove(media.frames.put)
+            if i % 2:
+                await person.close()  # the page goes away: ICE/DTLS notice it
+                await pc.close()
+            else:
+                await person.evaluate("rtc.close()")
+                await pc.close()
+                await person.close()
+            await media.closed
+            del pc, media
+        left = await settled_resources(baseline)
+        assert left["encoders"] == 0 and left["video_tracks"] == 0 and left["audio"] == 0
+        assert all(v.stopped for v in voices)
+    finally:
+        await agent.close()
+
+
+# ------------------------------------------------------------------ helpers
+
+
+async def _decoded(person: Any, at_least: int) -> dict[str, Any] | None:
+    stats = await video_stats(person)
+    return stats if stats and stats["framesDecoded"] >= at_least else None
+
+
+async def _size(person: Any, size: tuple[int, int]) -> bool:
+    stats = await video_stats(person)
+    return bool(stats) and (stats["width"], stats["height"]) == size
+
+
+async def _audio(person: Any, check: Any) -> bool:
+    stats = (await person.evaluate("rtc.stats()"))["audio"]
+    return bool(stats) and check(stats)
+
+
+def _near(pixel: list[int], colour: tuple[int, int, int], tolerance: int = 40) -> bool:
+    return all(abs(a - b) <= tolerance for a, b in zip(pixel, colour, strict=True))
+
+
+def _tone(freq: float, seconds: float, rate: int) -> bytes:
+    from array import array
+
+    samples = array(
+        "h",
+        (int(12000 * math.sin(2 * math.pi * freq * i / rate)) for i in range(int(rate * seconds))),
+    )
+    return samples.tobytes()

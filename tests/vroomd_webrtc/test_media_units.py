@@ -1,0 +1,223 @@
+"""vroomd.media without a browser: pacing, dropping, bounds, conversion, validation."""
+
+from __future__ import annotations
+
+import asyncio
+import fractions
+import math
+
+import av
+import pytest
+from aiortc.mediastreams import MediaStreamError
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from vroomd.media import LatestFrame, LevelMeter, MediaConfig, ScreenTrack, SpeakerTrack
+from vroomd.media.audio import FRAME_SAMPLES, SAMPLE_RATE, dbfs
+from vroomd.media.encoders import BitrateGovernor, EncoderStats, H264Encoder, h264_level
+from vroomd.media.video import FrameConverter, fit, jpeg_size
+from vroomd.media.voice import AudioChunk
+
+
+def jpeg(width: int, height: int, rgb: tuple[int, int, int] = (255, 0, 255)) -> bytes:
+    frame = av.VideoFrame(width, height, "rgb24")
+    frame.planes[0].update(bytes(rgb) * (width * height))
+    enc = av.CodecContext.create("mjpeg", "w")
+    enc.width, enc.height, enc.pix_fmt = width, height, "yuvj420p"
+    enc.time_base = fractions.Fraction(1, 30)
+    out = b"".join(bytes(p) for p in enc.encode(frame.reformat(format="yuvj420p")))
+    return out + b"".join(bytes(p) for p in enc.encode(None))
+
+
+# ------------------------------------------------------------------ video
+
+
+async def test_the_track_sends_the_newest_frame_and_drops_the_rest() -> None:
+    source = LatestFrame()
+    track = ScreenTrack(source, MediaConfig(fps=30))
+    frames = [jpeg(64, 48, (i * 40, 0, 0)) for i in range(5)]
+    for f in frames:
+        source.put(f)
+    assert source.dropped == 4
+    first = await track.recv()
+    assert (first.width, first.height) == (64, 48)
+    assert track.stats.taken == 1
+    red = first.reformat(format="rgb24").planes[0]
+    assert abs(bytes(red)[0] - 160) < 16  # the last frame put, not the first
+    track.stop()
+
+
+async def test_a_still_screen_is_repeated_and_timestamps_grow() -> None:
+    source = LatestFrame()
+    track = ScreenTrack(source, MediaConfig(fps=30, idle_fps=20))
+    source.put(jpeg(32, 32))
+    a = await track.recv()
+    pts_a = a.pts
+    b = await track.recv()  # nothing new: the idle repeat
+    assert track.stats.repeats == 1 and b.pts > pts_a
+    assert b.time_base == fractions.Fraction(1, 90_000)
+    track.stop()
+    with pytest.raises(MediaStreamError):
+        await track.recv()
+
+
+async def test_closing_the_source_ends_the_track() -> None:
+    source = LatestFrame()
+    track = ScreenTrack(source)
+    asyncio.get_running_loop().call_later(0.01, source.close)
+    with pytest.raises(MediaStreamError):
+        await track.recv()
+    assert track.readyState == "ended"
+
+
+async def test_set_source_switches_at_once() -> None:
+    old, new = LatestFrame(), LatestFrame()
+    track = ScreenTrack(old)
+    waiting = asyncio.ensure_future(track.recv())
+    await asyncio.sleep(0.01)
+    new.put(jpeg(48, 32))
+    track.set_source(new)
+    frame = await asyncio.wait_for(waiting, 10)
+    assert frame.width == 48
+    old.close()  # the old source closing no longer matters
+    track.stop()
+
+
+async def test_undecodable_frames_are_skipped() -> None:
+    source = LatestFrame()
+    track = ScreenTrack(source)
+    source.put(b"\xff\xd8 not a jpeg")
+    waiting = asyncio.ensure_future(track.recv())
+    await asyncio.sleep(0.05)
+    source.put(jpeg(32, 32))
+    frame = await asyncio.wait_for(waiting, 10)
+    assert frame.width == 32 and track.stats.bad == 1
+    track.stop()
+
+
+def test_conversion_is_limited_range_yuv420p_within_the_limit() -> None:
+    convert = FrameConverter((100, 100))
+    frame = convert(jpeg(400, 200, (255, 255, 255)))
+    assert frame is not None
+    assert (frame.width, frame.height, frame.format.name) == (100, 50, "yuv420p")
+    assert 230 <= bytes(frame.planes[0])[0] <= 240  # white is 235 in limited range
+    odd = convert(av.VideoFrame(51, 33, "yuv420p"))
+    assert odd is not None and (odd.width, odd.height) == (50, 32)
+
+
+def test_fit() -> None:
+    assert fit(1280, 720, (1920, 1200)) == (1280, 720)
+    assert fit(3840, 2160, (1920, 1200)) == (1920, 1080)
+    assert fit(3, 3, (1920, 1200)) == (2, 2)
+
+
+def test_jpeg_size_reads_the_frame_header() -> None:
+    assert jpeg_size(jpeg(320, 200)) == (320, 200)
+    assert jpeg_size(b"") is None
+    assert jpeg_size(b"\xff\xd8\xff\xda\x00\x02") is None
+    huge = b"\xff\xd8\xff\xc0\x00\x11\x08\xff\xff\xff\xff" + b"\x00" * 20
+    assert jpeg_size(huge) == (65535, 65535)
+    assert FrameConverter((1920, 1200))(huge) is None  # refused before decoding
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=256))
+def test_fuzz_jpeg_size_and_converter(data: bytes) -> None:
+    size = jpeg_size(b"\xff\xd8" + data)
+    assert size is None or (size[0] > 0 and size[1] > 0)
+    result = FrameConverter((64, 64))(b"\xff\xd8" + data)
+    assert result is None or (result.width <= 64 and result.height <= 64)
+
+
+# ------------------------------------------------------------------ encoders
+
+
+def test_governor_bounds_and_hysteresis() -> None:
+    config = MediaConfig(
+        min_bitrate=300_000, start_bitrate=1_000_000, max_bitrate=2_000_000, bitrate_interval=1
+    )
+    gov = BitrateGovernor(config, EncoderStats())
+    assert gov.propose(1_050_000, now=10) == 1_000_000  # within 15 %: no restart
+    assert gov.propose(50_000_000, now=11) == 2_000_000  # clamped high
+    assert gov.propose(100_000, now=11.5) == 2_000_000  # too soon after a change
+    assert gov.propose(100_000, now=12.5) == 300_000  # clamped low
+    assert len(gov.stats.remb) == 4 and gov.stats.bitrate == 300_000
+
+
+def test_h264_encoder_restarts_on_bitrate_and_size_changes() -> None:
+    config = MediaConfig(bitrate_interval=0)
+    encoder = H264Encoder(config)
+    convert = FrameConverter((1920, 1200))
+    frame = convert(jpeg(320, 240))
+    assert frame is not None
+    for i in range(3):
+        frame.pts, frame.time_base = i * 3000, fractions.Fraction(1, 90_000)
+        payloads, _ = encoder.encode(frame, force_keyframe=(i == 0))
+        assert payloads
+    encoder.target_bitrate = 4_000_000
+    small = convert(jpeg(160, 120))
+    assert small is not None
+    small.pts, small.time_base = 9000, fractions.Fraction(1, 90_000)
+    encoder.encode(small)
+    stats = encoder.stats
+    assert stats.restarts == 1 and stats.frames == 4 and stats.keyframes == 1
+    assert (stats.width, stats.height, stats.bitrate) == (160, 120, 4_000_000)
+    assert h264_level(1280, 720) == "31" and h264_level(1920, 1080) == "40"
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"fps": 0},
+        {"idle_fps": 60},
+        {"max_size": (8, 8)},
+        {"codecs": ("AV1",)},
+        {"codecs": ()},
+        {"min_bitrate": 2_000_000},
+        {"h264_preset": "placebo"},
+        {"bitrate_hysteresis": 1.5},
+        {"max_speech_seconds": 0},
+    ],
+)
+def test_config_is_checked(kwargs: dict[str, object]) -> None:
+    with pytest.raises(ValueError):
+        MediaConfig(**kwargs)  # type: ignore[arg-type]
+
+
+# ------------------------------------------------------------------ audio
+
+
+async def test_speaker_sends_silence_then_speech_paced_in_20ms_frames() -> None:
+    speaker = SpeakerTrack(max_seconds=1)
+    silent = await speaker.recv()
+    assert silent.samples == FRAME_SAMPLES and silent.sample_rate == SAMPLE_RATE
+    assert not any(bytes(silent.planes[0])[: FRAME_SAMPLES * 2])
+    tone = bytes(range(256)) * 8  # 1024 mono samples at 16 kHz -> 3072 at 48 kHz
+    speaker.play(tone, 16_000)
+    assert speaker.speaking and 0.05 < speaker.queued_seconds < 0.07
+    spoken = await speaker.recv()
+    assert spoken.pts == FRAME_SAMPLES and any(bytes(spoken.planes[0]))
+    speaker.interrupt()
+    assert not speaker.speaking
+    with pytest.raises(ValueError):
+        speaker.play(b"\x00" * (2 * SAMPLE_RATE * 2))  # two seconds > the limit
+    with pytest.raises(ValueError):
+        speaker.play(b"\x00\x00\x00", 48_000)
+    with pytest.raises(ValueError):
+        speaker.play(b"\x00\x00", 1000)
+    speaker.stop()
+    with pytest.raises(MediaStreamError):
+        await speaker.recv()
+
+
+async def test_level_meter_measures_and_echoes() -> None:
+    speaker = SpeakerTrack()
+    meter = LevelMeter(echo=True)
+    await meter.start(speaker)
+    loud = (b"\x00\x40" + b"\x00\xc0") * 800
+    await meter.push_audio(AudioChunk(loud, 16_000, 0.0))
+    assert meter.chunks == 1 and meter.seconds == pytest.approx(0.1)
+    assert meter.peak_dbfs == pytest.approx(20 * math.log10(0.5), abs=0.1)
+    assert speaker.speaking
+    await meter.stop()
+    assert meter.stopped and dbfs(b"") == -math.inf
+    speaker.stop()
