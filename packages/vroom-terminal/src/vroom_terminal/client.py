@@ -57,13 +57,17 @@ from .states import CLIENT_PTY_TABLE, CLIENT_TABLE, State
 
 _LIVE_PTY = (State.PTY_ALLOCATED, State.SESSION_ACTIVE)
 
+DEFAULT_OFFER = CapabilityOffer()
+"""What a client offers when told nothing: no terminal features, a 1 MiB window."""
+
 
 class TerminalClient(Endpoint):
     """VROOM-Terminal client state machine for every session on one mux.
 
     `offer` is used for sessions that do not bring their own (including a
-    control channel the application listed in the mux HELLO); None means
-    the application calls `offer()` after `HelloCompleted`.
+    control channel the application listed in the mux HELLO). The default
+    is conservative: nothing but flow control with a 1 MiB window. None
+    means the application calls `offer()` after `HelloCompleted`.
     """
 
     _is_client = True
@@ -74,7 +78,7 @@ class TerminalClient(Endpoint):
         self,
         mux: openmux.Connection,
         *,
-        offer: CapabilityOffer | None = None,
+        offer: CapabilityOffer | None = DEFAULT_OFFER,
         encodings: Sequence[Encoding] = (Encoding.CBOR, Encoding.JSON),
         ack_every: int = DEFAULT_ACK_EVERY,
         limits: Limits = DEFAULT_LIMITS,
