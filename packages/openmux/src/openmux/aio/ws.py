@@ -9,14 +9,35 @@ transport-authenticated, and a token in HELLO must then be valid as well.
 Writes go straight from the session into websockets' sans-IO protocol, the way
 `websockets.broadcast()` does, so a send costs no task switch; back-pressure is
 websockets' own write buffer limit, reported to the session.
+
+Plain HTTP on the same port: a GET that is not for an OpenMux path goes to the
+application's `http_handler(request) -> Response | None` (websockets' Request
+and Response; vroomd's browser page), then `/openmux.js` is served, else 404.
+
+**WebRTC signaling on the same port** (`serve(..., webrtc=True)`, or a
+`webrtc+http(s)://` URL on the host:port of this `ws(s)://` URL). websockets
+parses only GET requests and refuses bodies, and the signaling is two POSTs.
+The listener therefore puts a tiny dispatcher (`_Front`) in front of each
+accepted connection: it waits for the first four bytes, and if they are
+`GET ` hands the transport, bytes included, to the `ServerConnection` that
+`websockets.asyncio.server.serve` would have given it (built by serve's own
+`create_connection` hook, so websockets' handshake, limits, open_timeout and
+server bookkeeping are untouched); anything else goes to `_http`'s one-request
+server (size and time limits checked before buffering) routed to a
+`WebRTCListener`. The hand-off is `transport.set_protocol()` before any
+WebSocket byte is parsed: afterwards the transport calls websockets directly,
+so the data path is exactly that of a plain listener. Peeking with MSG_PEEK
+was the alternative; it needs the raw socket (not there under TLS) and an
+accept loop of our own, where this keeps asyncio's and websockets' servers.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable, Sequence
 from http import HTTPStatus
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from websockets.asyncio.client import ClientConnection
 from websockets.asyncio.client import connect as ws_connect
@@ -29,10 +50,15 @@ from websockets.http11 import Request, Response
 from websockets.protocol import State as WSState
 
 from ..codes import HEADER_SIZE, CloseCode
+from . import _http
 from ._urls import netloc, split
 from .errors import HandshakeError, TransportError
 from .server import Server
 from .session import Options, Session
+from .static import CONTENT_TYPE, SCRIPT, script
+
+if TYPE_CHECKING:
+    from .webrtc import WebRTCListener
 
 logger = logging.getLogger("openmux")
 
@@ -180,22 +206,102 @@ async def connect(url: str, options: Options) -> Session:
     return session
 
 
+def _script_response() -> Response:
+    body = script()
+    headers = Headers({"Content-Type": CONTENT_TYPE, "Content-Length": str(len(body))})
+    headers["Cache-Control"] = "no-cache"
+    return Response(HTTPStatus.OK.value, HTTPStatus.OK.phrase, headers, body)
+
+
+_GET = b"GET "
+
+
+class _Front(asyncio.Protocol):
+    """The first protocol of a connection on a shared port: GET -> websockets, else -> HTTP.
+
+    Buffers at most three bytes, for at most `timeout` seconds, then replaces
+    itself on the transport (see the module docstring).
+    """
+
+    def __init__(
+        self,
+        websocket: Callable[[], asyncio.Protocol],
+        http: Callable[[], asyncio.Protocol],
+        timeout: float,
+    ) -> None:
+        self._websocket = websocket
+        self._http = http
+        self._timeout = timeout
+        self._head = b""
+        self._transport: asyncio.Transport | None = None
+        self._timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self._transport = transport
+        self._timer = asyncio.get_running_loop().call_later(self._timeout, transport.abort)
+
+    def data_received(self, data: bytes) -> None:
+        head = self._head + data
+        if len(head) < len(_GET) and _GET.startswith(head):
+            self._head = head
+            return
+        self._head = b""
+        if self._timer is not None:
+            self._timer.cancel()
+        transport = self._transport
+        assert transport is not None
+        protocol = self._websocket() if head.startswith(_GET) else self._http()
+        transport.set_protocol(protocol)
+        protocol.connection_made(transport)
+        protocol.data_received(head)
+
+    def eof_received(self) -> bool | None:
+        return None  # closes the transport: nothing was asked
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+
+
 class WebSocketListener:
-    def __init__(self, server: Any, scheme: str, path: str) -> None:
+    def __init__(
+        self,
+        server: Any,
+        scheme: str,
+        path: str,
+        signaling: WebRTCListener | None = None,
+    ) -> None:
         self._server = server
-        self.urls = [
-            f"{scheme}://{netloc(sock.getsockname()[0], sock.getsockname()[1])}{path}"
-            for sock in server.sockets
-        ]
+        self.signaling = signaling
+        """The WebRTC signaling sharing this port, if any."""
+        self.urls = []
+        for sock in server.sockets:
+            hostport = netloc(sock.getsockname()[0], sock.getsockname()[1])
+            self.urls.append(f"{scheme}://{hostport}{path}")
+            if signaling is not None:
+                secure = "s" if scheme == "wss" else ""
+                self.urls.append(f"webrtc+http{secure}://{hostport}{signaling.base}")
+        if signaling is not None:
+            signaling.urls = [u for u in self.urls if u.startswith("webrtc+")]
 
     def close(self) -> None:
         self._server.close(close_connections=False)
+        if self.signaling is not None:
+            self.signaling.close()
 
     async def wait_closed(self) -> None:
         await self._server.wait_closed()
+        if self.signaling is not None:
+            await self.signaling.wait_closed()
 
 
-async def listen(url: str, server: Server) -> WebSocketListener:
+async def listen(
+    url: str, server: Server, *, webrtc_bases: Sequence[str] = ()
+) -> WebSocketListener:
+    """Listen for WebSocket sessions at `url`; with WebRTC signaling on the port if
+    `server.options.extra["webrtc"]` is true or `webrtc_bases` (the paths of
+    `webrtc+http(s)://` URLs sharing this port, given by `openmux.aio.serve`)."""
     parts, host, port = split(url, 443 if url.startswith("wss:") else 80)
     options = server.options
     path = parts.path or DEFAULT_PATH
@@ -207,9 +313,26 @@ async def listen(url: str, server: Server) -> WebSocketListener:
         ssl = options.ssl
     authenticated: set[int] = set()
 
+    http_handler = options.extra.get("http_handler")
+
+    def serves_script(request_path: str) -> bool:
+        request_path = request_path.split("?", 1)[0]
+        prefix, _, leaf = request_path.rpartition("/")
+        return leaf == SCRIPT and (prefix == "" or path_allowed(prefix, paths))
+
     def process_request(connection: ServerConnection, request: Request) -> Response | None:
         if not path_allowed(request.path, paths):
+            if http_handler is not None:
+                # An application's plain HTTP routes on the same port (vroomd's
+                # browser page): `http_handler(request) -> Response | None`.
+                response: Response | None = http_handler(request)
+                if response is not None:
+                    return response
+            if serves_script(request.path):
+                return _script_response()
             return connection.respond(HTTPStatus.NOT_FOUND, "not an OpenMux endpoint\n")
+        if serves_script(request.path):  # /omux/openmux.js
+            return _script_response()
         token = _bearer(request.headers)
         if token is not None and options.auth_required:
             if not token or not options.check_bearer(token):
@@ -233,7 +356,37 @@ async def listen(url: str, server: Server) -> WebSocketListener:
         server.start_session(session)
         await sink.run()
 
+    signaling: WebRTCListener | None = None
+    extra: dict[str, Any] = {}
+    if options.extra.get("webrtc") or webrtc_bases:
+        from . import webrtc  # aiortc only when asked for
+
+        explicit = tuple(b.rstrip("/") for b in webrtc_bases)
+        signaling = webrtc.WebRTCListener(
+            server,
+            explicit[0] if explicit else "",
+            webrtc._hosts(options),
+            bases=lambda prefix: prefix in ("", *explicit) or path_allowed(prefix, paths),
+            get_paths=lambda p: path_allowed(p, paths),
+        )
+        on_http = _http.connection_handler(signaling.handle)
+
+        def create_connection(protocol: Any, ws_server: Any, **kwargs: Any) -> _Front:
+            return _Front(
+                lambda: ServerConnection(protocol, ws_server, **kwargs),
+                lambda: _http.stream_protocol(on_http),
+                _http.READ_TIMEOUT,
+            )
+
+        extra["create_connection"] = create_connection
+
     wserver = await ws_serve(
-        handler, host, port, ssl=ssl, process_request=process_request, **_ws_limits(options)
+        handler,
+        host,
+        port,
+        ssl=ssl,
+        process_request=process_request,
+        **_ws_limits(options),
+        **extra,
     )
-    return WebSocketListener(wserver, parts.scheme, path)
+    return WebSocketListener(wserver, parts.scheme, path, signaling)
