@@ -57,6 +57,7 @@ const DEFAULTS = Object.freeze({
   timeout: 10, // seconds until WELCOME, per transport attempt
   rtcTimeout: 10, // seconds without an open DataChannel before falling back
   fallback: null, // ws(s):// URL tried when WebRTC fails
+  peerConnection: null, // WebRTC only: (pc) => void | Promise, before the offer (add media tracks here)
   iceServers: [],
   highWater: 256 * 1024, // send() waits while more than this is buffered
   channelPolicy: null, // (spec) => null | code | Promise thereof, for channels the server opens
@@ -868,6 +869,7 @@ class WebRTCTransport {
     const control = pc.createDataChannel(CONTROL_LABEL, { negotiated: true, id: 0, protocol: PROTOCOL });
     control.binaryType = "arraybuffer";
     this.control = control;
+    if (this.options.peerConnection) await this.options.peerConnection(pc);
     const late = [];
     let posted = false;
     pc.onicecandidate = (event) => {
