@@ -36,7 +36,7 @@ class TermPair:
     ) -> None:
         self.pair = Pair(
             Config(is_client=True, **(client_config or {})),
-            Config(is_client=False, channel_policy=channel_policy, **(server_config or {})),
+            Config(is_client=False, **({"channel_policy": channel_policy} | (server_config or {}))),
             mode=mode,
             handshake=False,
         )

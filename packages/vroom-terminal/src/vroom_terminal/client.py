@@ -107,7 +107,12 @@ class TerminalClient(Endpoint):
         existing = self.sessions.get(session)
         if session in self._opening or (existing is not None and existing.live):
             raise LocalProtocolError(f"session {session or '#1'!r} is already open")
-        self.mux.open_channel(control_spec(session))
+        if self.mux.state is not openmux.State.OPEN:
+            raise LocalProtocolError("the OpenMux connection is not open")
+        try:
+            self.mux.open_channel(control_spec(session))
+        except openmux.LocalProtocolError as exc:  # the name is still in use
+            raise LocalProtocolError(str(exc)) from None
         self.sessions[session] = Session(session, offer or self.default_offer)
         self._opening.add(session)
         return session
@@ -200,14 +205,14 @@ class TerminalClient(Endpoint):
         """Bytes for the remote PTY (Ctrl-C is the byte 0x03)."""
         sess = self._pty_session(session)
         if sess is not None and data:
-            self.mux.send_message(sess.pty_id or 0, PtyType.DATA, data)
+            self._send_on(sess.pty_id, PtyType.DATA, data)
 
     def send_eof(self, *, session: str = "") -> None:
         """End of input (pty EOF 0x03): the remote command reads end of file."""
         sess = self._pty_session(session)
         if sess is not None:
             sess.eof = True
-            self.mux.send_message(sess.pty_id or 0, PtyType.EOF, b"")
+            self._send_on(sess.pty_id, PtyType.EOF, b"")
 
     def ack(self, consumed: int, *, session: str = "") -> None:
         """`consumed` more output bytes were used up (drawn, written out);
@@ -216,8 +221,8 @@ class TerminalClient(Endpoint):
         if sess is None:
             raise LocalProtocolError(f"no session {session or '#1'!r}")
         count = sess.ack_window.consume(consumed)
-        if count is not None and sess.pty_id is not None and sess.state in _LIVE_PTY:
-            self.mux.send_message(sess.pty_id, PtyType.WINDOW_ACK, encode_window_ack(count))
+        if count is not None and sess.state in _LIVE_PTY:
+            self._send_on(sess.pty_id, PtyType.WINDOW_ACK, encode_window_ack(count))
 
     # ---------------------------------------------------------- helpers
 
@@ -261,7 +266,7 @@ class TerminalClient(Endpoint):
         role, key = parsed
         sess = self.sessions.get(key)
         if not local:
-            self.mux.close_channel(channel.id, "the client opens terminal channels")
+            self._close_channel(channel.id, "the client opens terminal channels")
             return
         if role is Role.CONTROL:
             if key not in self._opening or sess is None:  # listed in the mux HELLO: adopt it
@@ -276,7 +281,7 @@ class TerminalClient(Endpoint):
         if sess is not None and sess.pty_granted and sess.pty_id is None and sess.live:
             self._pty_opened(sess, channel, out)
             return
-        self.mux.close_channel(channel.id, "no PTY was granted")
+        self._close_channel(channel.id, "no PTY was granted")
 
     def _on_channel_rejected(self, name: str, code: int, reason: str, out: Out) -> None:
         parsed = parse_name(name)
@@ -360,7 +365,10 @@ class TerminalClient(Endpoint):
         sess.pty_granted = True
         sess.state = State.PTY_ALLOCATED
         out.append(PtyGranted(sess.key, message))
-        self.mux.open_channel(pty_spec(sess.key))
+        try:
+            self.mux.open_channel(pty_spec(sess.key))
+        except openmux.LocalProtocolError as exc:  # the name is still in use
+            self._close(sess, f"cannot open the pty channel: {exc}", out, by_peer=False)
 
     def _on_exit_status(self, sess: Session, message: ExitStatus, out: Out) -> None:
         sess.state = State.CLOSING

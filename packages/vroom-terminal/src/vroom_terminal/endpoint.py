@@ -138,10 +138,31 @@ class Endpoint:
         return sess
 
     def _send(self, sess: Session, message: Message) -> None:
-        if sess.control_id is None:
-            raise LocalProtocolError("the control channel is not open")
         type_, data = encode_message(message, sess.encoding)
-        self.mux.send_message(sess.control_id, type_, data)
+        self._send_on(sess.control_id, type_, data)
+
+    def _send_on(self, channel_id: int | None, type_: int, data: bytes) -> bool:
+        """Send unless the channel is gone. The mux hands us events after it
+        processed a whole batch, so a channel an event names may already be
+        closed (the peer sent CLOSE_CHANNEL right behind): the session's own
+        ChannelClosed follows, and the message has nobody to go to."""
+        if not self._mux_has(channel_id):
+            return False
+        assert channel_id is not None
+        self.mux.send_message(channel_id, type_, data)
+        return True
+
+    def _mux_has(self, channel_id: int | None) -> bool:
+        return (
+            channel_id is not None
+            and self.mux.state is openmux.State.OPEN
+            and channel_id in self.mux.channels
+        )
+
+    def _close_channel(self, channel_id: int | None, reason: str) -> None:
+        if self._mux_has(channel_id):
+            assert channel_id is not None
+            self.mux.close_channel(channel_id, reason)
 
     def _register(self, sess: Session, channel: Channel, role: Role) -> None:
         self._by_channel[channel.id] = (sess, role)
@@ -161,10 +182,8 @@ class Endpoint:
         """Close the session's channels, control first: the peer ends the session
         on the control channel's CLOSE_CHANNEL and closes nothing itself, so the
         two CLOSE_CHANNELs never cross."""
-        mux_open = self.mux.state is openmux.State.OPEN
         for channel_id in (sess.control_id, sess.pty_id):
-            if channel_id is not None and mux_open and channel_id in self.mux.channels:
-                self.mux.close_channel(channel_id, reason)
+            self._close_channel(channel_id, reason)
         self._forget(sess)
         out.append(SessionClosed(sess.key, reason, by_peer))
 

@@ -168,7 +168,7 @@ class TerminalServer(Endpoint):
         """Bytes `send_output()` accepts now: 0 means stop reading the PTY,
         None means no credit limit (the client did not offer flow control)."""
         sess = self.sessions.get(session)
-        if sess is None or sess.pty_id is None or sess.state not in (
+        if sess is None or not self._mux_has(sess.pty_id) or sess.state not in (
             State.PTY_ALLOCATED, State.SESSION_ACTIVE
         ):  # fmt: skip
             return 0
@@ -178,11 +178,11 @@ class TerminalServer(Endpoint):
         """Send PTY output as DATA within the credit; returns the bytes taken
         (the caller keeps the rest and waits for `WindowAcked`)."""
         sess = self._output_session(session)
+        if not self._mux_has(sess.pty_id):
+            return 0  # closed in the batch being handled: SessionClosed follows
         size = sess.send_window.take(len(data))
         if size:
-            self.mux.send_message(
-                sess.pty_id or 0, PtyType.DATA, data if size == len(data) else data[:size]
-            )
+            self._send_on(sess.pty_id, PtyType.DATA, data if size == len(data) else data[:size])
         return size
 
     def send_compressed(self, session: str, frame: bytes) -> bool:
@@ -192,12 +192,14 @@ class TerminalServer(Endpoint):
         if not sess.zstd:
             raise LocalProtocolError("zstd_compression was not negotiated")
         available = sess.send_window.available
+        if not self._mux_has(sess.pty_id):
+            return False
         if available is not None and len(frame) > available:
             if len(frame) > (sess.send_window.window or 0):
                 raise LocalProtocolError("the frame is larger than the whole window")
             return False
         sess.send_window.take(len(frame))
-        self.mux.send_message(sess.pty_id or 0, PtyType.ZSTD_DATA, frame)
+        self._send_on(sess.pty_id, PtyType.ZSTD_DATA, frame)
         return True
 
     def send_exit_status(
@@ -241,7 +243,7 @@ class TerminalServer(Endpoint):
         role, key = parsed
         if role is Role.CONTROL:
             if local:  # the client opens terminal channels, never us
-                self.mux.close_channel(channel.id, "the client opens terminal channels")
+                self._close_channel(channel.id, "the client opens terminal channels")
                 return
             sess = Session(key)
             self.sessions[key] = sess
@@ -253,7 +255,7 @@ class TerminalServer(Endpoint):
         if sess_or_none is not None and self._pty_acceptable(sess_or_none):
             self._pty_opened(sess_or_none, channel, out)
             return
-        self.mux.close_channel(channel.id, "no PTY was granted on this session")
+        self._close_channel(channel.id, "no PTY was granted on this session")
         if sess_or_none is not None and sess_or_none.live:
             self._answer(sess_or_none, WrongState("pty channel opened before a PTY_RESPONSE"), out)
 
@@ -262,6 +264,8 @@ class TerminalServer(Endpoint):
         if parsed is None:
             return
         role, key = parsed
+        if self.mux.state is not openmux.State.OPEN:
+            return
         sess = self.sessions.get(key)
         if role is Role.CONTROL or (sess is not None and self._pty_acceptable(sess)):
             channel = self.mux.accept_channel(request_id)
