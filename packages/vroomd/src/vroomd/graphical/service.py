@@ -91,6 +91,8 @@ class GraphicalHub:
         self._shared_context: Any = None
         self._shared_lock = asyncio.Lock()
         self.max_sessions = 32
+        self.webrtc: Any = None
+        """`vroomd.webrtc.WebRTCService` when the daemon serves WebRTC (set by it)."""
 
     # ------------------------------------------------------------ wiring
 
@@ -453,6 +455,7 @@ class Viewer:
         self._slot: FrameSlot | None = None
         self._video_task: asyncio.Task[None] | None = None
         self._screen_ready = asyncio.Event()
+        self._media: Any = None  # this screen on the connection's WebRTC video track
         self.label = f"{service.session.transport_info.get('peername')} {key or '#1'}"
 
     def _spawn(self, coro: Any) -> asyncio.Task[Any]:
@@ -492,6 +495,8 @@ class Viewer:
         self._early.clear()
         self._screen_ready.set()
         self.video_changed()
+        if self.service.hub.webrtc is not None:
+            self._media = self.service.hub.webrtc.feed(self.service.session, screen)
         log.info("graphical session %s: %dx%d", self.label, *self.viewport)
 
     def _fail(self, reason: str) -> None:
@@ -783,6 +788,9 @@ class Viewer:
             if task is not current:
                 task.cancel()
         if screen is not None:
+            if self._media is not None:
+                self.service.hub.webrtc.unfeed(self._media)
+                self._media = None
             screen.detach(self)
             if self.config.browser_context == "shared":
                 screen.release_input()

@@ -3,8 +3,8 @@
 //
 // The token comes from the URL fragment (#token=..., never sent in a page
 // request) or the token form, is kept for this tab only (sessionStorage),
-// and goes to vroomd in the WebSocket URL's query: browsers cannot set an
-// Authorization header on a WebSocket.
+// and goes to vroomd in the WebSocket URL's query (browsers cannot set an
+// Authorization header on a WebSocket) or as a Bearer header on WebRTC's offer.
 //
 // `window.vroom` exposes the client and frame counters, for tests and benchmarks.
 
@@ -13,8 +13,9 @@ import { InputForwarder } from "/static/input.js";
 
 const $ = (id) => document.getElementById(id);
 const stage = $("stage"), canvas = $("screen"), ctx = canvas.getContext("2d");
+const rtcVideo = $("rtcvideo"), rtcAudio = $("rtcaudio");
 const stats = { frames: 0, decoded: 0, dropped: 0, lastFrameAt: 0, bytes: 0 };
-window.vroom = { stats, client: null, onframe: null, clipboard: null };
+window.vroom = { stats, client: null, onframe: null, clipboard: null, path: null, pc: null };
 
 // ------------------------------------------------------------ token
 
@@ -28,6 +29,41 @@ function takeToken() {
     history.replaceState(null, "", location.pathname + location.search + (rest ? `#${rest}` : ""));
   }
   return sessionStorage.getItem("vroomd-token");
+}
+
+// WebRTC first (the screen as H264 video, the agent's voice, the microphone),
+// WebSocket after 10 s without an open DataChannel. The signaling POST
+// carries the token as `Authorization: Bearer` (its URL has no query).
+function rtcUrl() {
+  return `webrtc+${location.protocol === "https:" ? "https" : "http"}://${location.host}/omux/vroom`;
+}
+
+function preparePeer(pc) {
+  window.vroom.pc = pc;
+  pc.addTransceiver("video", { direction: "recvonly" });
+  // sendrecv from the start, track-less until voice mode: no renegotiation later.
+  window.vroom.mic = pc.addTransceiver("audio", { direction: "sendrecv" }).sender;
+  pc.addEventListener("track", (e) => {
+    const stream = new MediaStream([e.track]);
+    if (e.track.kind === "video") rtcVideo.srcObject = stream;
+    else rtcAudio.srcObject = stream;
+  });
+}
+
+async function useMicrophone(on) {
+  const sender = window.vroom.mic;
+  if (!sender || on === !!sender.track) return;
+  if (!on) {
+    sender.track.stop();
+    await sender.replaceTrack(null);
+    return;
+  }
+  try {
+    const stream = await navigator.mediaDevices.getUserMedia({ audio: true });
+    await sender.replaceTrack(stream.getAudioTracks()[0]);
+  } catch (e) {
+    addLine($("notes"), "error", `no microphone: ${e.message}`);
+  }
 }
 
 function wsUrl(token) {
@@ -51,9 +87,9 @@ function layout(client) {
     canvas.height = agent.height;
   }
   const box = fit(agent, stageSize());
-  Object.assign(canvas.style, {
-    left: `${box.x}px`, top: `${box.y}px`, width: `${box.width}px`, height: `${box.height}px`,
-  });
+  const style = { left: `${box.x}px`, top: `${box.y}px`, width: `${box.width}px`, height: `${box.height}px` };
+  Object.assign(canvas.style, style);
+  Object.assign(rtcVideo.style, style);
 }
 
 let pendingFrame = null;
@@ -147,7 +183,13 @@ async function main() {
   const status = $("status");
 
   client.addEventListener("handshake", () => {
-    status.textContent = "connected";
+    const path = client.session.kind === "webrtc" ? "WebRTC" : "WebSocket";
+    window.vroom.path = path;
+    document.body.classList.toggle("webrtc", path === "WebRTC");
+    rtcVideo.hidden = path !== "WebRTC";
+    if (path === "WebRTC") $("overlay").hidden = true;
+    status.textContent = `connected · ${path}`;
+    status.title = `connection: ${path}`;
     status.className = "status up";
     layout(client);
   });
@@ -209,6 +251,7 @@ async function main() {
       b.setAttribute("aria-pressed", String(b.dataset.mode === mode));
     }
     document.body.classList.toggle("interact", mode === "interact");
+    useMicrophone(mode === "voice");
     if (mode !== "interact") { canvas.style.cursor = "default"; forwarder.setEnabled(false); }
     else { $("pointer").hidden = true; canvas.focus({ preventScroll: true }); }
   }
@@ -265,7 +308,10 @@ async function main() {
   }
 
   try {
-    await client.connect(wsUrl(takeToken()));
+    const token = takeToken();
+    await client.connect(rtcUrl(), {
+      token, bearer: true, fallback: wsUrl(token), rtcTimeout: 10, peerConnection: preparePeer,
+    });
   } catch (err) {
     status.textContent = "refused";
     status.className = "status down";

@@ -136,10 +136,14 @@ export class GraphicalClient extends EventTarget {
   get ready() { return this.handshake !== null && this.session !== null && this.session.isOpen; }
   get inputReady() { return !!(this.pointer && this.button && !this.pointer.closed && !this.button.closed); }
 
-  async connect(url, { token = null, timeout = 10 } = {}) {
+  /** `url`: ws(s):// or webrtc+http(s):// (then `transport` may hold openmux.js's
+   * fallback, rtcTimeout, bearer and peerConnection options). Over WebRTC the
+   * screen is a media track, so the JPEG `video` channel is only opened when
+   * the session ended up on WebSocket. */
+  async connect(url, { token = null, timeout = 10, ...transport } = {}) {
     const channels = [{ name: CONTROL }];
-    if (this.video) channels.push({ name: "video" });
-    this.session = await connect(url, { token, channels, timeout });
+    if (this.video && !/^webrtc\+/i.test(url)) channels.push({ name: "video" });
+    this.session = await connect(url, { token, channels, timeout, ...transport });
     this.session.closed.then(() => this._closed(this.session.closeCode, this.session.closeReason));
     const handshake = new Promise((resolve, reject) => { this._handshakeWaiter = { resolve, reject }; });
     this.control = this._channel(CONTROL);
@@ -149,7 +153,8 @@ export class GraphicalClient extends EventTarget {
       for await (const m of control) this._onControl(m.type, m.data);
       this._closed(4000, control.closeReason || "the graphical session was closed");
     })();
-    const video = this._channel("video");
+    let video = this._channel("video");
+    if (!video && this.video && this.session.kind !== "webrtc") video = await this.session.openChannel("video");
     if (video) {
       (async () => {
         for await (const m of video) if (m.type === VIDEO_FRAME) this._emit("frame", m.data);
