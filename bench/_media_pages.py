@@ -71,13 +71,12 @@ requestAnimationFrame(tick);
 </script></body></html>"""
 
 DECODE_JS = f"""
-// Reads the clock blocks from a canvas 2D context scaled from a 1280-wide agent.
-function readClock(ctx, width) {{
-  const scale = width / 1280;
+// Reads the clock blocks of the agent's page from pixels, 1280 CSS px wide at `scale` 1.
+function readClock(ctx, scale, ox = 0, oy = 0) {{
   let code = 0;
   for (let i = 0; i < {BITS}; i++) {{
-    const x = Math.round(({BLOCK} * i + {BLOCK} / 2) * scale);
-    const y = Math.round(({TOP} + {BLOCK} / 2) * scale);
+    const x = Math.round(({BLOCK} * i + {BLOCK} / 2) * scale) - ox;
+    const y = Math.round(({TOP} + {BLOCK} / 2) * scale) - oy;
     const p = ctx.getImageData(x, y, 1, 1).data;
     code = (code << 1) | ((p[0] + p[1] + p[2]) / 3 < 128 ? 1 : 0);
   }}
@@ -87,3 +86,6 @@ function latencyOf(code) {{
   return ((Date.now() & 0xffffff) - code + 0x1000000) % 0x1000000;
 }}
 """
+
+CLOCK_ROW = (0, TOP, BITS * BLOCK, BLOCK)
+"""x, y, width, height of the clock blocks (CSS px at 1280 wide)."""

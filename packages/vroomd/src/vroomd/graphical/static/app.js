@@ -309,9 +309,14 @@ async function main() {
 
   try {
     const token = takeToken();
-    await client.connect(rtcUrl(), {
-      token, bearer: true, fallback: wsUrl(token), rtcTimeout: 10, peerConnection: preparePeer,
-    });
+    // `?transport=ws` skips WebRTC (a network that drops UDP; benchmarks).
+    if (new URLSearchParams(location.search).get("transport") === "ws") {
+      await client.connect(wsUrl(token));
+    } else {
+      await client.connect(rtcUrl(), {
+        token, bearer: true, fallback: wsUrl(token), rtcTimeout: 10, peerConnection: preparePeer,
+      });
+    }
   } catch (err) {
     status.textContent = "refused";
     status.className = "status down";

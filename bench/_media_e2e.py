@@ -1,0 +1,222 @@
+"""End to end through a real vroomd: WebRTC beside the WebSocket JPEG path, same run.
+
+vroomd runs as a child process (`--no-auth`, loopback), its agent Chromium
+shows the clock page of _media_pages.py (served here on 127.0.0.1), resized
+to 1280x720 with RESIZE. A person's Chromium opens vroomd's own page twice,
+one path after the other: `/` (WebRTC: H264 in a <video>) and
+`/?transport=ws` (JPEG frames drawn on a <canvas>). For `BENCH_E2E_SECONDS`
+(default 10) on each path the page records every frame it shows (WebRTC:
+`requestVideoFrameCallback`, i.e. presented frames; WebSocket: each JPEG
+drawn) and reads the clock from those pixels: glass-to-glass latency =
+now - the time the agent page painted. Both browsers share this machine's
+clock. CPU: vroomd's process, and vroomd plus its Playwright driver (the
+node process that relays the agent Chromium's CDP screencast), as a share
+of one core over the window.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from _media_pages import AGENT_PAGE, CHROMIUM_ARGS, DECODE_JS, TOP
+
+ROOT = Path(__file__).resolve().parents[1]
+VROOMD = ROOT / ".venv" / "bin" / "vroomd"
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+SECONDS = float(os.environ.get("BENCH_E2E_SECONDS", "10"))
+
+WEBRTC_PROBE = (
+    DECODE_JS
+    + f"""
+window.bench = {{ lat: [], frames: 0 }};
+(() => {{
+  const v = document.getElementById("rtcvideo");
+  const c = document.createElement("canvas");
+  const x = c.getContext("2d", {{ willReadFrequently: true }});
+  function onFrame() {{
+    if (v.videoWidth) {{
+      const scale = v.videoWidth / 1280, top = Math.round({TOP} * scale);
+      const w = Math.round(24 * 32 * scale), h = Math.round(32 * scale);
+      c.width = w; c.height = h;
+      x.drawImage(v, 0, top, w, h, 0, 0, w, h);
+      const l = latencyOf(readClock(x, scale, 0, top));
+      if (l < 5000) bench.lat.push(l);
+      bench.frames++;
+    }}
+    v.requestVideoFrameCallback(onFrame);
+  }}
+  v.requestVideoFrameCallback(onFrame);
+}})();
+"""
+)
+
+WS_PROBE = (
+    DECODE_JS
+    + """
+window.bench = { lat: [], frames: 0 };
+window.vroom.onframe = (ctx) => {
+  const l = latencyOf(readClock(ctx, ctx.canvas.width / 1280));
+  if (l < 5000) bench.lat.push(l);
+  bench.frames++;
+};
+"""
+)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
+def driver_of(pid: int) -> int | None:
+    """Playwright's node driver among vroomd's children."""
+    for child in children(pid):
+        try:
+            cmd = Path(f"/proc/{child}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if b"node" in cmd or b"playwright" in cmd:
+            return child
+    return None
+
+
+async def serve_clock() -> tuple[asyncio.Server, int]:
+    body = AGENT_PAGE.encode()
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            await reader.readuntil(b"\r\n\r\n")
+            writer.write(
+                b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nConnection: close\r\n"
+                + f"Content-Length: {len(body)}\r\n\r\n".encode()
+                + body
+            )
+            await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    return server, server.sockets[0].getsockname()[1]
+
+
+async def measure(browser: Any, base: str, clock_url: str, path: str, pid: int) -> dict[str, float]:
+    page = await browser.new_page(viewport={"width": 1700, "height": 1000})
+    try:
+        await page.goto(base + ("/?transport=ws" if path == "ws" else "/"))
+        await page.wait_for_function("window.vroom && window.vroom.path", timeout=30_000)
+        actual = await page.evaluate("window.vroom.path")
+        await page.evaluate(
+            "async (url) => {"
+            " await vroom.client.resize(1280, 720); await vroom.client.navigate(url); }",
+            clock_url,
+        )
+        await page.evaluate(WEBRTC_PROBE if path == "webrtc" else WS_PROBE)
+        await page.wait_for_function("bench.lat.length > 30", timeout=30_000)
+        await asyncio.sleep(1)
+        await page.evaluate("bench.lat = []; bench.frames = 0")
+        driver = driver_of(pid)
+        cpu0 = cpu_seconds(pid)
+        dcpu0 = cpu_seconds(driver) if driver else 0.0
+        t0 = time.monotonic()
+        await asyncio.sleep(SECONDS)
+        result = await page.evaluate("({ lat: bench.lat, frames: bench.frames })")
+        wall = time.monotonic() - t0
+        cpu = cpu_seconds(pid) - cpu0
+        dcpu = (cpu_seconds(driver) - dcpu0) if driver else 0.0
+        lat = result["lat"]
+        return {
+            "path": actual,
+            "fps": result["frames"] / wall,
+            "p50": statistics.median(lat) if lat else float("nan"),
+            "p90": statistics.quantiles(lat, n=10)[-1] if len(lat) > 10 else float("nan"),
+            "cpu": cpu / wall,
+            "cpu_with_driver": (cpu + dcpu) / wall,
+        }
+    finally:
+        await page.close()
+
+
+async def e2e(line: Callable[[str, float, str], None]) -> None:
+    from playwright.async_api import async_playwright
+
+    clock, clock_port = await serve_clock()
+    port = free_port()
+    state = tempfile.mkdtemp(prefix="vroomd-bench-")
+    proc = subprocess.Popen(
+        [
+            str(VROOMD),
+            "--listen",
+            f"ws://127.0.0.1:{port}",
+            "--no-auth",
+            "--state-dir",
+            state,
+            "--log-level",
+            "warning",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        ready = proc.stdout.readline()
+        if not re.search("ready", ready):
+            raise RuntimeError(f"vroomd did not start: {ready}")
+        async with async_playwright() as p:
+            browser = await p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            base = f"http://127.0.0.1:{port}"
+            clock_url = f"http://127.0.0.1:{clock_port}/"
+            results = {}
+            for path in ("webrtc", "ws"):
+                results[path] = await measure(browser, base, clock_url, path, proc.pid)
+                await asyncio.sleep(1)
+            await browser.close()
+        for path, name in (("webrtc", "webrtc"), ("ws", "websocket_jpeg")):
+            r = results[path]
+            if path == "webrtc" and r["path"] != "WebRTC":
+                print(f"# the page fell back to {r['path']}: not WebRTC", file=sys.stderr)
+            line(f"e2e_{name}_fps_720p", r["fps"], "fps")
+            line(f"e2e_{name}_glass_to_glass_p50", r["p50"], "ms")
+            line(f"e2e_{name}_glass_to_glass_p90", r["p90"], "ms")
+            line(f"e2e_{name}_vroomd_cpu_per_client", r["cpu"], "cores")
+            line(f"e2e_{name}_vroomd_and_driver_cpu_per_client", r["cpu_with_driver"], "cores")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        clock.close()
