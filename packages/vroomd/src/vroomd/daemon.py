@@ -37,6 +37,8 @@ class DaemonConfig:
     """Extra keyword arguments for openmux.aio.serve (tests: ping intervals...)."""
     graphical: Any = None
     """`vroomd.graphical.GraphicalConfig` (None: the defaults)."""
+    webrtc: Any = None
+    """`vroomd.webrtc.WebRTCConfig` (None: the defaults, WebRTC on every ws:// port)."""
 
 
 class Daemon:
@@ -54,6 +56,11 @@ class Daemon:
         from .graphical import GraphicalConfig, GraphicalHub
 
         self.graphical = GraphicalHub(config.graphical or GraphicalConfig(), token=config.token)
+        # WebRTC (vroomd/webrtc.py): signaling on each ws:// port, media per peer.
+        from .webrtc import WebRTCConfig, WebRTCService
+
+        self.webrtc = WebRTCService(config.webrtc or WebRTCConfig(), config.token)
+        self.graphical.webrtc = self.webrtc
 
     @property
     def urls(self) -> list[str]:
@@ -77,6 +84,7 @@ class Daemon:
             "channel_policy": channel_policy,
             "ping_interval": 30.0,
             "http_handler": graphical.http,  # the browser page on ws:// ports
+            **self.webrtc.serve_options(url),
             **self.config.serve_options,
         }
         server = await openmux.aio.serve(self.handler, url, **options)
