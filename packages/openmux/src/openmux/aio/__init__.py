@@ -72,17 +72,41 @@ async def connect(url: str, **kwargs: Any) -> Session:
     return session
 
 
+def _shared_ports(urls: list[str]) -> list[tuple[str, dict[str, Any]]]:
+    """`webrtc+http(s)://h:p/base` with the h:p (p != 0) of a `ws(s)://` URL rides on
+    that WebSocket listener (one port, see `ws.py`): `(url, listen kwargs)` pairs."""
+    ws_at: dict[tuple[str, str | None, int], str] = {}
+    for url in urls:
+        parts = urlsplit(url)
+        if parts.scheme in ("ws", "wss") and parts.port:
+            ws_at.setdefault((parts.scheme, parts.hostname, parts.port), url)
+    bases: dict[str, list[str]] = {}
+    plan: list[str] = []
+    for url in urls:
+        parts = urlsplit(url)
+        scheme = {"webrtc+http": "ws", "webrtc+https": "wss"}.get(parts.scheme)
+        target = ws_at.get((scheme, parts.hostname, parts.port or 0)) if scheme else None
+        if target is None:
+            plan.append(url)
+        else:
+            bases.setdefault(target, []).append(parts.path)
+    return [(url, {"webrtc_bases": bases[url]} if url in bases else {}) for url in plan]
+
+
 async def serve(handler: Handler, urls: str | Sequence[str], **kwargs: Any) -> Server:
     """Listen on one or several transports with the same handler and auth.
 
     `handler(session)` runs once the handshake is done; the session is closed
     (1000) when it returns. Port 0 binds a free port: see `Server.urls`.
+    `webrtc=True` adds WebRTC signaling (`POST <path>/offer`) to every
+    `ws(s)://` listener, on its port; so does a `webrtc+http(s)://` URL with
+    the same host and (non-zero) port as a `ws(s)://` URL.
     """
     options = Options.from_kwargs(**kwargs)
     server = Server(handler, options)
-    for url in [urls] if isinstance(urls, str) else urls:
+    for url, shared in _shared_ports([urls] if isinstance(urls, str) else list(urls)):
         try:
-            listener = await _module(url).listen(url, server)
+            listener = await _module(url).listen(url, server, **shared)
         except BaseException:
             server.close()
             await server.wait_closed()

@@ -2,7 +2,9 @@
 
 WebRTC needs two tiny JSON POSTs (`/offer`, `/candidate`) and a static file
 (`/openmux.js`). `websockets` refuses requests with a body and aiohttp is not
-a dependency of aiortc, so this is the whole of HTTP we need: one request per
+a dependency of aiortc, so this is the whole of HTTP we need, on a port of its
+own (`start_server`) or behind a WebSocket port's dispatcher (`stream_protocol`,
+see ws.py): one request per
 connection (`Connection: close`), `Content-Length` bodies only, and every size
 and time limit checked before anything is buffered, so a hostile client
 costs at most `max_header + max_body` bytes and `read_timeout` seconds.
@@ -135,17 +137,17 @@ async def _read_request(reader: asyncio.StreamReader, max_header: int, max_body:
     return Request(method, path, query, headers, body)
 
 
-async def start_server(
+Connection = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+
+
+def connection_handler(
     handler: Handler,
-    host: str,
-    port: int,
     *,
-    ssl: _ssl.SSLContext | None = None,
     max_header: int = MAX_HEADER,
     max_body: int = MAX_BODY,
     read_timeout: float = READ_TIMEOUT,
-) -> asyncio.Server:
-    """Serve `handler` on host:port; one request per connection."""
+) -> Connection:
+    """The `asyncio.start_server` callback serving one request per connection with `handler`."""
 
     async def on_connection(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         response: Response
@@ -184,6 +186,33 @@ async def start_server(
             except (ConnectionError, OSError):
                 pass
 
+    return on_connection
+
+
+def stream_protocol(on_connection: Connection, limit: int = MAX_HEADER) -> asyncio.Protocol:
+    """A protocol running `on_connection` for a transport someone else accepted.
+
+    What `asyncio.start_server` builds per connection; a listener that first
+    looks at the bytes (the shared WebSocket + signaling port) hands the
+    transport to it with `transport.set_protocol()`.
+    """
+    return asyncio.StreamReaderProtocol(asyncio.StreamReader(limit=limit), on_connection)
+
+
+async def start_server(
+    handler: Handler,
+    host: str,
+    port: int,
+    *,
+    ssl: _ssl.SSLContext | None = None,
+    max_header: int = MAX_HEADER,
+    max_body: int = MAX_BODY,
+    read_timeout: float = READ_TIMEOUT,
+) -> asyncio.Server:
+    """Serve `handler` on host:port; one request per connection."""
+    on_connection = connection_handler(
+        handler, max_header=max_header, max_body=max_body, read_timeout=read_timeout
+    )
     return await asyncio.start_server(
         on_connection, host, port, ssl=ssl, limit=max_header, reuse_address=True
     )

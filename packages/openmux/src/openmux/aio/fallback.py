@@ -7,6 +7,10 @@ module POSTs `<path>/offer`), then WebSocket (`ws://host:port/path`, default
 missing is skipped. The first session that completes its handshake wins; an
 authentication refusal (4000) ends the chain at once, since every transport
 would give the same answer.
+
+The WebRTC attempt POSTs to the WebSocket's port: a server started with
+`serve(..., webrtc=True)` answers there (ws.py), one without signaling
+answers 404 at once, and the chain moves on to the WebSocket.
 """
 
 from __future__ import annotations

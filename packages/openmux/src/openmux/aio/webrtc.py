@@ -36,7 +36,11 @@ path): `POST <base>/offer` `{sdp, type:"offer", candidates?}` -> `{sdp,
 type:"answer", candidates, id}`; `POST <base>/candidate` `{id, candidate,
 sdpMid?, sdpMLineIndex?}` trickles a browser's late candidates (`candidate`
 null or "" = end of candidates). The server also serves the browser client
-at `GET /openmux.js`. Auth is the WebSocket path's: a token in HELLO, and/or
+at `GET /openmux.js`. A `webrtc+http(s)://` listener has a port of its own;
+`serve(..., webrtc=True)` (or a `webrtc+http` URL with the host:port of a
+`ws://` URL) puts the same `WebRTCListener` on the WebSocket port instead
+(ws.py), answering `<p>/offer` for p = "", the URL's base and every OpenMux
+WebSocket path. Auth is the WebSocket path's: a token in HELLO, and/or
 `Authorization: Bearer` on the offer (a bad one gets HTTP 401; a good one
 marks the connection transport-authenticated).
 
@@ -577,10 +581,22 @@ async def connect(url: str, options: Options) -> Session:
 class WebRTCListener:
     """The signaling HTTP server of a `webrtc+http(s)://` listener and its peers."""
 
-    def __init__(self, server: Server, base: str, hosts: Sequence[str] | None) -> None:
+    def __init__(
+        self,
+        server: Server,
+        base: str,
+        hosts: Sequence[str] | None,
+        *,
+        bases: Callable[[str], bool] | None = None,
+        get_paths: Callable[[str], bool] | None = None,
+    ) -> None:
         self.server = server
         self.options = server.options
         self.base = base
+        self._bases = bases
+        """Other prefixes `/offer` and `/candidate` are served under (a shared port's)."""
+        self._get_paths = get_paths
+        """Paths that exist for GET only (a shared port's WebSocket endpoints): 405, not 404."""
         self.hosts = hosts
         self.urls: list[str] = []
         self.http: asyncio.Server | None = None
@@ -611,13 +627,21 @@ class WebRTCListener:
     async def handle(self, request: _http.Request) -> _http.Response:
         return self._cors(request, await self._route(request))
 
+    def _known_base(self, prefix: str) -> bool:
+        return prefix == self.base or (self._bases is not None and self._bases(prefix))
+
     async def _route(self, request: _http.Request) -> _http.Response:
         path, method = request.path, request.method
-        if path in (f"/{SCRIPT}", f"{self.base}/{SCRIPT}"):
+        prefix, _, leaf = path.rpartition("/")
+        if leaf == SCRIPT and (prefix == "" or self._known_base(prefix)):
             if method not in ("GET", "HEAD"):
                 return _http.Response.text(HTTPStatus.METHOD_NOT_ALLOWED)
             return _http.Response(HTTPStatus.OK, script(), CONTENT_TYPE)
-        if path not in (f"{self.base}/offer", f"{self.base}/candidate"):
+        if leaf not in ("offer", "candidate") or not self._known_base(prefix):
+            if self._get_paths is not None and self._get_paths(path):
+                response = _http.Response.text(HTTPStatus.METHOD_NOT_ALLOWED, "GET only")
+                response.headers["Allow"] = "GET"
+                return response
             return _http.Response.text(HTTPStatus.NOT_FOUND, "not an OpenMux signaling endpoint")
         if method == "OPTIONS":
             response = _http.Response(HTTPStatus.NO_CONTENT)

@@ -16,19 +16,24 @@ and Response; vroomd's browser page), then `/openmux.js` is served, else 404.
 
 **WebRTC signaling on the same port** (`serve(..., webrtc=True)`, or a
 `webrtc+http(s)://` URL on the host:port of this `ws(s)://` URL). websockets
-parses only GET requests and refuses bodies, and the signaling is two POSTs.
-The listener therefore puts a tiny dispatcher (`_Front`) in front of each
-accepted connection: it waits for the first four bytes, and if they are
-`GET ` hands the transport, bytes included, to the `ServerConnection` that
-`websockets.asyncio.server.serve` would have given it (built by serve's own
-`create_connection` hook, so websockets' handshake, limits, open_timeout and
-server bookkeeping are untouched); anything else goes to `_http`'s one-request
-server (size and time limits checked before buffering) routed to a
-`WebRTCListener`. The hand-off is `transport.set_protocol()` before any
-WebSocket byte is parsed: afterwards the transport calls websockets directly,
-so the data path is exactly that of a plain listener. Peeking with MSG_PEEK
-was the alternative; it needs the raw socket (not there under TLS) and an
-accept loop of our own, where this keeps asyncio's and websockets' servers.
+parses only GET requests (it drops a POST without an answer), and the
+signaling is two POSTs. So every accepted connection starts with a tiny
+dispatcher, `_Front`: it waits for the first four bytes (at most
+`_http.READ_TIMEOUT`), and if they are `GET ` it hands the transport, those
+bytes included, to the `ServerConnection` that `websockets.asyncio.server.serve`
+builds for it (through serve's own `create_connection` hook, so websockets'
+handshake, limits, open_timeout and server bookkeeping are untouched).
+Anything else goes to `_http`'s one-request server (head and body limits
+checked before buffering), routed to a `WebRTCListener`; without signaling
+it answers 405 (an OpenMux path) or 404, so the WebRTC attempt of the
+`vroom://` fallback fails at once and clearly.
+
+The hand-off is `transport.set_protocol()` before any WebSocket byte is
+parsed: from then on the transport (asyncio's or uvloop's) calls websockets
+directly, so the data path is exactly that of a plain websockets server.
+Peeking with MSG_PEEK was the other way; it needs the raw socket (not there
+under TLS) and an accept loop of our own, where this keeps asyncio's and
+websockets' servers as they are.
 """
 
 from __future__ import annotations
@@ -37,7 +42,7 @@ import asyncio
 import logging
 from collections.abc import Callable, Sequence
 from http import HTTPStatus
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from websockets.asyncio.client import ClientConnection
 from websockets.asyncio.client import connect as ws_connect
@@ -237,9 +242,9 @@ class _Front(asyncio.Protocol):
         self._timer: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self._transport = transport
-        self._timer = asyncio.get_running_loop().call_later(self._timeout, transport.abort)
+        # uvloop's transports are not asyncio.Transport subclasses, but duck-type it
+        self._transport = cast(asyncio.Transport, transport)
+        self._timer = asyncio.get_running_loop().call_later(self._timeout, self._transport.abort)
 
     def data_received(self, data: bytes) -> None:
         head = self._head + data
@@ -357,7 +362,7 @@ async def listen(
         await sink.run()
 
     signaling: WebRTCListener | None = None
-    extra: dict[str, Any] = {}
+    route: _http.Handler
     if options.extra.get("webrtc") or webrtc_bases:
         from . import webrtc  # aiortc only when asked for
 
@@ -369,16 +374,26 @@ async def listen(
             bases=lambda prefix: prefix in ("", *explicit) or path_allowed(prefix, paths),
             get_paths=lambda p: path_allowed(p, paths),
         )
-        on_http = _http.connection_handler(signaling.handle)
+        route = signaling.handle
+    else:
 
-        def create_connection(protocol: Any, ws_server: Any, **kwargs: Any) -> _Front:
-            return _Front(
-                lambda: ServerConnection(protocol, ws_server, **kwargs),
-                lambda: _http.stream_protocol(on_http),
-                _http.READ_TIMEOUT,
-            )
+        async def route(request: _http.Request) -> _http.Response:
+            if request.method in ("GET", "HEAD") and serves_script(request.path):
+                return _http.Response(HTTPStatus.OK, script(), CONTENT_TYPE)
+            if path_allowed(request.path, paths) or serves_script(request.path):
+                response = _http.Response.text(HTTPStatus.METHOD_NOT_ALLOWED, "GET only")
+                response.headers["Allow"] = "GET"
+                return response
+            return _http.Response.text(HTTPStatus.NOT_FOUND, "not an OpenMux endpoint")
 
-        extra["create_connection"] = create_connection
+    on_http = _http.connection_handler(route)
+
+    def create_connection(protocol: Any, ws_server: Any, **kwargs: Any) -> _Front:
+        return _Front(
+            lambda: ServerConnection(protocol, ws_server, **kwargs),
+            lambda: _http.stream_protocol(on_http),
+            _http.READ_TIMEOUT,
+        )
 
     wserver = await ws_serve(
         handler,
@@ -386,7 +401,7 @@ async def listen(
         port,
         ssl=ssl,
         process_request=process_request,
+        create_connection=create_connection,  # type: ignore[arg-type]  # a factory is fine
         **_ws_limits(options),
-        **extra,
     )
     return WebSocketListener(wserver, parts.scheme, path, signaling)
