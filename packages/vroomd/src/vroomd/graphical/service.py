@@ -91,8 +91,16 @@ class GraphicalHub:
         self._shared_context: Any = None
         self._shared_lock = asyncio.Lock()
         self.max_sessions = 32
+        self._background: set[asyncio.Task[Any]] = set()
         self.webrtc: Any = None
         """`vroomd.webrtc.WebRTCService` when the daemon serves WebRTC (set by it)."""
+
+    def spawn(self, coro: Any) -> asyncio.Task[Any]:
+        """A cleanup task that outlives whoever started it (kept referenced)."""
+        task = asyncio.get_running_loop().create_task(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+        return task
 
     # ------------------------------------------------------------ wiring
 
@@ -133,9 +141,14 @@ class GraphicalHub:
             return None
         if session.connection.transport_authenticated:
             return None
+        expected = self.token.encode()
+        bearer = headers.get("Authorization") if headers is not None else None
+        scheme, _, given = str(bearer or "").partition(" ")
+        if scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), expected):
+            return None
         path = str(info.get("path") or "")
         given = parse_qs(urlsplit(path).query).get("token", [""])[-1]
-        if given and hmac.compare_digest(given.encode(), self.token.encode()):
+        if given and hmac.compare_digest(given.encode(), expected):
             return None
         return "authentication required: give the token (?token= in the WebSocket URL)"
 
@@ -181,6 +194,8 @@ class GraphicalHub:
     async def close(self) -> None:
         for service in list(self.services):
             await service.close()
+        if self._background:
+            await asyncio.gather(*self._background, return_exceptions=True)
         if self._shared is not None:
             await self._shared.close()
             self._shared = None
@@ -210,6 +225,7 @@ class GraphicalService:
         self.closed = False
         self._refusal = "server limit reached" if refuse else hub.authorised(session)
         self._unsent_limited = False
+        self._closing: asyncio.Task[None] | None = None
 
     # ------------------------------------------------------------ the tap
 
@@ -420,8 +436,14 @@ class GraphicalService:
             await asyncio.sleep(0.004)
 
     async def close(self) -> None:
-        if self.closed:
-            return
+        """Close every session and the connection's context. Cancellation-proof:
+        the daemon's handler awaits this in a `finally` and is itself cancelled
+        when its session ends, but the context must still close."""
+        if self._closing is None:
+            self._closing = asyncio.get_running_loop().create_task(self._close())
+        await asyncio.shield(self._closing)
+
+    async def _close(self) -> None:
         self.closed = True
         for key in list(self.viewers):
             self._drop_viewer(key)
@@ -795,7 +817,7 @@ class Viewer:
             if self.config.browser_context == "shared":
                 screen.release_input()
             else:
-                asyncio.get_running_loop().create_task(screen.close())
+                self.service.hub.spawn(screen.close())
 
 
 def _limit_unsent(session: Session) -> None:
