@@ -130,9 +130,13 @@ class ApiClient:
         from openmux import MessageReceived
 
         def process(events: list[object]) -> None:
-            for event in events:
-                for result in self.client.handle_event(event):  # type: ignore[arg-type]
-                    self._on(result)
+            self._processing = True  # the asyncio layer flushes below, after
+            try:  # registering channels with the transport (QUIC streams)
+                for event in events:
+                    for result in self.client.handle_event(event):  # type: ignore[arg-type]
+                        self._on(result)
+            finally:
+                self._processing = False
             # the rest (pongs, the end of the connection) to the asyncio layer
             original([e for e in events if type(e) is not MessageReceived])
 
@@ -147,8 +151,11 @@ class ApiClient:
         client.token = token
         return client
 
+    _processing = False
+
     def flush(self) -> None:
-        self.session._flush()  # type: ignore[attr-defined]
+        if not self._processing:
+            self.session._flush()  # type: ignore[attr-defined]
 
     def open(
         self,

@@ -301,6 +301,11 @@ class TermClient:
         self._stdin_task: asyncio.Task[None] | None = None
         self._stdin_eof = False
         self._env_refused: tuple[str, ...] = ()
+        self._processing = False
+
+    def _flush(self) -> None:
+        if not self._processing and self.session is not None:
+            self.session._flush()
 
     # -- connect
 
@@ -322,6 +327,7 @@ class TermClient:
 
     async def run(self) -> int:
         import asyncio
+        import ssl
 
         import openmux.aio
 
@@ -337,6 +343,11 @@ class TermClient:
             raise Failure(f"cannot connect to {self.url}: {exc}") from None
         except TimeoutError:
             raise Failure(f"cannot connect to {self.url}: timed out") from None
+        except ssl.SSLCertVerificationError as exc:
+            raise Failure(
+                f"cannot connect to {self.url}: certificate not trusted "
+                f"({exc.verify_message or exc.reason}); use --cacert"
+            ) from None
         except (OSError, openmux.aio.TransportError) as exc:
             errno_ = getattr(exc, "errno", None)
             reason = os.strerror(errno_) if errno_ else str(exc) or type(exc).__name__
@@ -375,6 +386,18 @@ class TermClient:
         assert client is not None
 
         def process(events: list[Any]) -> None:
+            # Sends queued while we handle these events are flushed by the
+            # asyncio layer's own pass below, after it registered channels
+            # with the transport (a QUIC stream must exist before its frames).
+            self._processing = True
+            try:
+                handle(events)
+            finally:
+                self._processing = False
+            # pongs and the end of the connection still go to the asyncio layer
+            original([e for e in events if type(e) is not MessageReceived])
+
+        def handle(events: list[Any]) -> None:
             for event in events:
                 try:
                     results = client.handle_event(event)
@@ -386,8 +409,6 @@ class TermClient:
                     self._on_event(result)
                 if isinstance(event, ConnectionTerminated):
                     self._fail_closed(event.code, event.reason)
-            # pongs and the end of the connection still go to the asyncio layer
-            original([e for e in events if type(e) is not MessageReceived])
 
         session._process = process  # type: ignore[method-assign]
 
@@ -416,7 +437,7 @@ class TermClient:
             assert isinstance(event, ev.PtyOutput)
             write_all(self.stdout, event.data)
             client.ack(len(event.data))
-            self.session._flush()
+            self._flush()
             return
         if isinstance(event, ev.Negotiated):
             if event.select.auth.required:
@@ -469,7 +490,7 @@ class TermClient:
                 print(f"vroom: server: {event.message} ({event.code})\r", file=sys.stderr)
         elif isinstance(event, ev.SessionClosed):
             self._finish(error=f"{self.url}: session closed by the server ({event.reason})")
-        self.session._flush()
+        self._flush()
 
     def _describe_error(self, code: int, message: str) -> str:
         if code == 401:
@@ -504,7 +525,7 @@ class TermClient:
             client.resize(rows, cols, pw, ph)
         except Exception:
             return
-        session._flush()
+        self._flush()
 
     def _start_stdin(self) -> None:
         import asyncio
@@ -588,7 +609,7 @@ class TermClient:
                     client.send_eof()
         except Exception:  # the session is closing: input has nowhere to go
             self._stdin_eof = True
-        session._flush()
+        self._flush()
 
 
 # ----------------------------------------------------------------------- main

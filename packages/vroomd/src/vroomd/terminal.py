@@ -54,6 +54,9 @@ DEFAULT_PATH = "/usr/local/bin:/usr/bin:/bin"
 INPUT_HIGH_WATER = 1024 * 1024
 """Input queued for a PTY whose program does not read: beyond this, stop
 reading the connection (transport back-pressure reaches the client)."""
+INPUT_LIMIT = 64 * 1024 * 1024
+"""Input buffered while reading cannot stop (a PTY waits for WINDOW_ACKs
+behind it): past this the session ends with ERROR 413."""
 
 
 def login_shell() -> str:
@@ -171,10 +174,28 @@ class TermSession:
         if self.pty is not None:
             self.pty.write(data)
             service = self.service
-            if service is not None and self.pty.input_pending > INPUT_HIGH_WATER:
-                service.pause_input(self)
+            pending = self.pty.input_pending
+            if service is not None and pending > INPUT_HIGH_WATER:
+                if pending > INPUT_LIMIT:
+                    self.overflow(service)
+                else:
+                    service.pause_input(self)
         elif not self.ended:
             self.pending_input.append(data)
+
+    def overflow(self, service: TerminalService) -> None:
+        log.warning("%s: over %d bytes of unread input: closing", self.label, INPUT_LIMIT)
+        try:
+            service.server.send_error(
+                self.key,
+                ErrorCode.TOO_LARGE,
+                "too much input the program does not read",
+                fatal=True,
+            )
+        except LocalProtocolError:
+            pass
+        service.flush()
+        self.hangup("input overflow")
 
     def _on_input_drained(self) -> None:
         if self.service is not None:
@@ -211,6 +232,8 @@ class TermSession:
         except LocalProtocolError:
             credit = 0
         pty.set_credit(credit)
+        if service._input_paused:
+            service.update_reading()
 
     # --------------------------------------------------------- from the PTY
 
@@ -226,6 +249,8 @@ class TermSession:
         if sent != len(data):  # cannot happen: reads are bounded by the credit
             log.error("%s: %d output bytes beyond the credit", self.label, len(data) - sent)
         service.flush()
+        if service._input_paused and self.pty is not None and self.pty.credit == 0:
+            service.update_reading()
 
     def _on_exit(self, status: ExitStatus) -> None:
         self._finish(status)
@@ -336,6 +361,10 @@ class TerminalService:
         self.chunk = max(1024, min(65536, limit) - 16)
         self._writable_task: asyncio.Task[None] | None = None
         self._input_paused: set[TermSession] = set()
+        self._reading_paused = False
+        self._channels: dict[int, Any] = {}
+        """Terminal channels the transport was told about (`_sync_channels`)."""
+        self._last_ids: set[int] = set()
         self._original_process: Callable[[list[openmux.Event]], None] | None = None
 
     def _bearer_ok(self) -> bool:
@@ -368,6 +397,7 @@ class TerminalService:
         """Hand what the core queued to the transport; stop reading PTYs
         while the transport is over its high-water mark."""
         session = self.session
+        self._sync_channels()
         session._flush()
         if session.writing_paused and self._writable_task is None:
             for term in self.terms.values():
@@ -376,15 +406,29 @@ class TerminalService:
             self._writable_task = asyncio.get_running_loop().create_task(self._await_writable())
 
     def pause_input(self, term: TermSession) -> None:
-        if not self._input_paused and self.session.sink is not None:
-            self.session.sink.pause_reading()
         self._input_paused.add(term)
+        self.update_reading()
 
     def resume_input(self, term: TermSession) -> None:
         if term in self._input_paused:
             self._input_paused.discard(term)
-            if not self._input_paused and self.session.sink is not None:
-                self.session.sink.resume_reading()
+            self.update_reading()
+
+    def update_reading(self) -> None:
+        """Stop reading the connection while a program leaves too much input
+        unread -- unless some PTY waits for credit: its WINDOW_ACKs are in
+        that same byte stream, behind the input (a program like `cat` that
+        echoes would deadlock). Input then buffers, up to INPUT_LIMIT."""
+        want = bool(self._input_paused) and not any(
+            term.pty is not None and term.pty.credit == 0 for term in self.terms.values()
+        )
+        if want == self._reading_paused or self.session.sink is None:
+            return
+        self._reading_paused = want
+        if want:
+            self.session.sink.pause_reading()
+        else:
+            self.session.sink.resume_reading()
 
     async def _await_writable(self) -> None:
         try:
@@ -413,6 +457,7 @@ class TerminalService:
                     rest.append(event)
                     if isinstance(event, ConnectionTerminated):
                         self._feed(event)
+            self._sync_channels()
             original(rest)
 
         session._process = process  # type: ignore[method-assign]
@@ -420,6 +465,7 @@ class TerminalService:
         for channel in list(session.connection.channels.values()):
             if parse_name(channel.name) is None:
                 continue
+            self._channels[channel.id] = channel  # the asyncio layer told the sink
             aio_channel = session._by_id.pop(channel.id, None)
             session.channels.pop(channel.name, None)
             with_suppress_remove(session._incoming, aio_channel)
@@ -429,6 +475,28 @@ class TerminalService:
                     self._feed(MessageReceived(channel.id, message.type, message.data))
                 aio_channel._drop()
         self.flush()
+
+    def _sync_channels(self) -> None:
+        """Tell the transport about terminal channels opened or closed: the
+        asyncio layer never sees them, and per-channel transports (QUIC
+        streams, DataChannels) must create a stream before its first frame."""
+        channels = self.session.connection.channels
+        if channels.keys() == self._last_ids:
+            return
+        self._last_ids = set(channels)
+        known = self._channels
+        sink = self.session.sink
+        opened_hook = getattr(sink, "channel_opened", None)
+        closed_hook = getattr(sink, "channel_closed", None)
+        for cid in [cid for cid in known if cid not in channels]:
+            info = known.pop(cid)
+            if closed_hook is not None:
+                closed_hook(info)
+        for cid, info in channels.items():
+            if cid not in known and parse_name(info.name) is not None:
+                known[cid] = info
+                if opened_hook is not None:
+                    opened_hook(info)
 
     def _ours(self, event: openmux.Event) -> bool:
         if type(event) is MessageReceived:
