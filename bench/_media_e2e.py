@@ -133,14 +133,14 @@ async def serve_clock() -> tuple[asyncio.Server, int]:
 
 
 async def measure(browser: Any, base: str, clock_url: str, path: str, pid: int) -> dict[str, float]:
-    page = await browser.new_page(viewport={"width": 1700, "height": 1000})
+    page = await browser.new_page(viewport={"width": 1700, "height": 1000}, bypass_csp=True)
     try:
         await page.goto(base + ("/?transport=ws" if path == "ws" else "/"))
         await page.wait_for_function("window.vroom && window.vroom.path", timeout=30_000)
         actual = await page.evaluate("window.vroom.path")
         await page.evaluate(
-            "async (url) => {"
-            " await vroom.client.resize(1280, 720); await vroom.client.navigate(url); }",
+            "async (url) => { await vroom.client.resize(1280, 720);"
+            " await vroom.client.setMode('interact'); await vroom.client.navigate(url); }",
             clock_url,
         )
         await page.evaluate(WEBRTC_PROBE if path == "webrtc" else WS_PROBE)

@@ -43,6 +43,11 @@ at `GET /openmux.js`. A `webrtc+http(s)://` listener has a port of its own;
 WebSocket path. Auth is the WebSocket path's: a token in HELLO, and/or
 `Authorization: Bearer` on the offer (a bad one gets HTTP 401; a good one
 marks the connection transport-authenticated).
+`peer_connection=` (a `serve()` keyword) is an async `hook(pc, session,
+request)` run on each offer's `RTCPeerConnection` before the offer is
+applied: an application adds its media tracks there (vroomd's screen and
+voice), and may refuse the offer by raising an exception whose `status` is
+401 or 403.
 
 ICE: aioice never offers loopback host candidates (RFC 8445 forbids them),
 so two peers on 127.0.0.1 cannot meet by themselves. `ice_hosts=[...]`
@@ -311,7 +316,12 @@ class DataChannelSink:
     def _incoming(self, dc: RTCDataChannel) -> None:
         label = dc.label
         name = label[len(LABEL_PREFIX) :] if label.startswith(LABEL_PREFIX) else None
-        channel = self.session.channels.get(name) if name else None
+        # The core's channels, not the asyncio layer's: an application may
+        # take channels out of `session.channels` (vroomd's services tap them).
+        channel = None
+        if name:
+            channels = self.session.connection.channels.values()
+            channel = next((c for c in channels if c.name == name and c.id), None)
         if dc.protocol not in PROTOCOLS or label == CONTROL_LABEL or channel is None:
             logger.info("closing DataChannel %r (%r): no such channel", label, dc.protocol)
             dc.close()
@@ -710,6 +720,21 @@ class WebRTCListener:
             headers=dict(request.headers),
         )
         sink = DataChannelSink(session, pc, control, on_open=self._opened)
+        hook = self.options.extra.get("peer_connection")
+        if hook is not None:
+            # An application's media on the same peer connection (vroomd's
+            # screen and voice): its tracks and codec preferences must exist
+            # before the offer is applied. An exception carrying an HTTP
+            # `status` (401, 403) refuses the offer with that status.
+            try:
+                await hook(pc, session, request)
+            except Exception as exc:
+                await pc.close()
+                status = getattr(exc, "status", None)
+                if status not in (HTTPStatus.UNAUTHORIZED, HTTPStatus.FORBIDDEN):
+                    logger.exception("the peer_connection hook failed")
+                    status = HTTPStatus.INTERNAL_SERVER_ERROR
+                return _http.Response.text(status, str(exc) or "offer refused")
         try:
             await pc.setRemoteDescription(RTCSessionDescription(sdp, "offer"))
             for candidate in candidates:

@@ -50,6 +50,10 @@ function preparePeer(pc) {
   });
 }
 
+// Closing the peer connection tells vroomd at once (SCTP ABORT, DTLS
+// close_notify); without it vroomd notices only when ICE consent expires (~30 s).
+addEventListener("pagehide", () => { if (window.vroom.pc) window.vroom.pc.close(); });
+
 async function useMicrophone(on) {
   const sender = window.vroom.mic;
   if (!sender || on === !!sender.track) return;
