@@ -269,7 +269,8 @@ def servers(*vroomd_args: str) -> Iterator[tuple[Vroomd, Sshd | None]]:
 
 
 def emit(name: str, value: float, unit: str) -> None:
-    print(f"{name} {value:.4g} {unit}", flush=True)
+    text = f"{value:.0f}" if abs(value) >= 1000 else f"{value:.4g}"
+    print(f"{name} {text} {unit}", flush=True)
 
 
 # ------------------------------------------------------------ client API
