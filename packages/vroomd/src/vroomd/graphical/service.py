@@ -477,6 +477,7 @@ class Viewer:
         self._slot: FrameSlot | None = None
         self._video_task: asyncio.Task[None] | None = None
         self._screen_ready = asyncio.Event()
+        self._resize_to: tuple[int, int] | None = None
         self._media: Any = None  # this screen on the connection's WebRTC video track
         self.label = f"{service.session.transport_info.get('peername')} {key or '#1'}"
 
@@ -505,7 +506,10 @@ class Viewer:
                 await screen.close()
             return
         self.screen = screen
-        if screen.viewport != self.viewport:  # a shared screen keeps its size
+        if self._resize_to is not None:  # a RESIZE came while the page was opening
+            screen.resize(*self._resize_to)
+            self._resize_to = None
+        elif screen.viewport != self.viewport:  # a shared screen keeps its size
             self.viewport = screen.viewport
             self.screen_viewport(*screen.viewport)
         screen.attach(self)
@@ -572,7 +576,7 @@ class Viewer:
         if self.screen is not None:
             self.screen.resize(*size)
         else:
-            self.viewport = size
+            self._resize_to = size
 
     # ------------------------------------------------------------ commands
 
