@@ -381,6 +381,67 @@ async def test_clipboard_round_trip_and_page_copy(vroomd: Vroomd, pages: str) ->
         await peer.close()
 
 
+async def test_clipboards_of_two_connections_stay_apart(vroomd: Vroomd, pages: str) -> None:
+    """Chromium has one clipboard; each connection still only sees its own."""
+
+    async def paste_into_field(peer: Peer) -> None:
+        peer.do(peer.client.mouse_down, 300, 135)
+        peer.do(peer.client.mouse_up, 300, 135)
+        for message in (
+            KeyDown("Control", "ControlLeft", Modifiers.CTRL),
+            KeyDown("v", "KeyV", Modifiers.CTRL),
+            KeyUp("v", "KeyV", Modifiers.CTRL),
+            KeyUp("Control", "ControlLeft", Modifiers.NONE),
+        ):
+            peer.do(peer.client.send_input, message)
+        await peer.barrier()
+
+    async def get(peer: Peer) -> str | None:
+        start = len(peer.events)
+        peer.do(peer.client.clipboard, "get")
+        return (await peer.wait_for(ClipboardReceived, start=start)).text
+
+    alice = await interact(vroomd, pages)
+    bob = await interact(vroomd, pages)
+    try:
+        alice.do(alice.client.clipboard, "set", "alice's secret")
+        assert await get(alice) == "alice's secret"
+        assert await get(bob) == ""
+        bob_screen = next(s for s in vroomd.screens() if s.owner is not _owner(vroomd, alice))
+        # Bob's page claims a copy it never made: nothing of Alice's is pushed.
+        start = len(bob.events)
+        await bob_screen.page.evaluate("window.__vroomd('copy')")
+        await bob.barrier()
+        await asyncio.sleep(0.3)
+        assert not [e for e in bob.events[start:] if isinstance(e, ClipboardReceived)]
+        await paste_into_field(bob)
+        await bob_screen.idle()
+        assert await bob_screen.page.evaluate("document.getElementById('field').value") == ""
+        # Alice still pastes her own text.
+        await paste_into_field(alice)
+        alice_screen = next(s for s in vroomd.screens() if s is not bob_screen)
+        await alice_screen.idle()
+        value = await alice_screen.page.evaluate("document.getElementById('field').value")
+        assert value == "alice's secret"
+        # The agent's pages cannot read the clipboard themselves.
+        denied = await alice_screen.page.evaluate(
+            "navigator.clipboard.readText().then(() => 'read', (e) => e.name)"
+        )
+        assert denied == "NotAllowedError"
+    finally:
+        await alice.close()
+        await bob.close()
+
+
+def _owner(vroomd: Vroomd, peer: Peer) -> Any:
+    port = peer.session.sink.ws.local_address[1]  # type: ignore[union-attr]
+    for service in vroomd.hub.services:
+        peername = service.session.transport_info.get("peername")
+        if peername and peername[1] == port:
+            return service
+    raise AssertionError("no service for that client")
+
+
 async def test_chat_both_ways(vroomd: Vroomd, pages: str) -> None:
     peer = await Peer.connect(vroomd.url())
     try:

@@ -5,10 +5,17 @@ hands (a daemon that only serves terminals never starts it) and relaunched if
 it dies. Contexts come from here with the page hooks vroomd relies on (the
 copy/cut watch for the transparent clipboard).
 
-The clipboard is Chromium's, one for the whole browser (all contexts share
-it). Reading and writing it goes through a helper page at an https origin
-answered by Playwright's router (no network), because `navigator.clipboard`
-exists only in secure contexts and the agent's page may be plain http.
+The clipboard is Chromium's, one for the whole browser: every context shares
+it. vroomd gives each owner (a connection's context, or everyone in shared
+mode) its own clipboard on top of it: the agent's pages may write the
+clipboard but never read it (no `clipboard-read` permission); an owner's
+CLIPBOARD get returns what that owner last set or copied; before a paste
+shortcut reaches a page, its owner's text is put back into Chromium's
+clipboard (`claim`); and a copy reported by a page that does not change the
+clipboard is not taken as that page's (a page cannot make vroomd read out
+another connection's copy). Reading and writing goes through a helper page
+at an https origin answered by Playwright's router (no network), because
+`navigator.clipboard` exists only in secure contexts.
 """
 
 from __future__ import annotations
@@ -72,6 +79,10 @@ class AgentBrowser:
         self._lock = asyncio.Lock()
         self._clipboard_page: Any = None
         self._clipboard_lock = asyncio.Lock()
+        self._owner: object = None
+        """Whose text Chromium's clipboard holds."""
+        self._known: str | None = None
+        self._owned: dict[object, str] = {}
         self.version = ""
         self.launches = 0
 
@@ -118,8 +129,9 @@ class AgentBrowser:
             device_scale_factor=1,
         )
         try:
-            # Copy buttons of the agent's pages use navigator.clipboard.
-            await context.grant_permissions(["clipboard-read", "clipboard-write"])
+            # Copy buttons of the agent's pages use navigator.clipboard.writeText;
+            # reading stays refused: the clipboard is shared by every context.
+            await context.grant_permissions(["clipboard-write"])
             await context.add_init_script(script=PAGE_SCRIPT)
             if binding is not None:
                 await context.expose_binding("__vroomd", binding)
@@ -149,16 +161,56 @@ class AgentBrowser:
         self._clipboard_page = page
         return page
 
-    async def read_clipboard(self) -> str:
-        async with self._clipboard_lock:
-            page = await self._helper()
-            text = await page.evaluate("navigator.clipboard.readText()")
-            return text if isinstance(text, str) else ""
+    async def _read(self) -> str:
+        page = await self._helper()
+        text = await page.evaluate("navigator.clipboard.readText()")
+        return text if isinstance(text, str) else ""
 
-    async def write_clipboard(self, text: str) -> None:
+    async def _write(self, text: str) -> None:
+        page = await self._helper()
+        await page.evaluate("text => navigator.clipboard.writeText(text)", text)
+
+    async def write_clipboard(self, text: str, owner: object = None) -> None:
+        """CLIPBOARD set: the owner's clipboard, and Chromium's."""
         async with self._clipboard_lock:
-            page = await self._helper()
-            await page.evaluate("text => navigator.clipboard.writeText(text)", text)
+            await self._write(text)
+            self._take(owner, text)
+
+    async def read_clipboard(self, owner: object = None) -> str:
+        """CLIPBOARD get: what this owner last set or copied."""
+        async with self._clipboard_lock:
+            if self._owner is not owner:
+                return self._owned.get(owner, "")
+            text = await self._read()
+            self._take(owner, text)
+            return text
+
+    async def claim(self, owner: object = None) -> None:
+        """Before a paste reaches one of the owner's pages: its own text."""
+        async with self._clipboard_lock:
+            if self._owner is not owner:
+                text = self._owned.get(owner, "")
+                await self._write(text)
+                self._take(owner, text)
+
+    async def copied(self, owner: object = None) -> str | None:
+        """One of the owner's pages copied: the new text, or None when the
+        clipboard did not change (nothing was copied, or the page only said so)."""
+        async with self._clipboard_lock:
+            text = await self._read()
+            if text == self._known and self._owner is not owner:
+                return None
+            self._take(owner, text)
+            return text
+
+    def forget(self, owner: object) -> None:
+        self._owned.pop(owner, None)
+        if self._owner is owner:
+            self._owner = None
+
+    def _take(self, owner: object, text: str) -> None:
+        self._owner, self._known = owner, text
+        self._owned[owner] = text
 
     # ------------------------------------------------------------ lifecycle
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from vroom_graphical import (
@@ -76,6 +77,8 @@ class InputMapper:
         """(time, button, x, y, clickCount) of the last press, for double clicks."""
         self.moved = 0
         """Mouse positions sent to the page (after coalescing); for the cursor."""
+        self.before_paste: Callable[[], Awaitable[None]] | None = None
+        """Called before a paste shortcut reaches the page (the owner's clipboard)."""
 
     def resize(self, width: int, height: int) -> None:
         self.width, self.height = width, height
@@ -237,6 +240,8 @@ class InputMapper:
         key = message.key
         await self._sync_modifiers(Modifiers(message.modifiers & 0x0F), key)
         if isinstance(message, KeyDown):
+            if self.before_paste is not None and self._is_paste(key):
+                await self.before_paste()
             name = self.keys.get(key) or _playwright_key(key, message.code)
             if name is None:
                 log.debug("key %r (code %r) has no Playwright name: dropped", key, message.code)
@@ -262,6 +267,11 @@ class InputMapper:
             bit = _KEY_MODIFIER.get(name)
             if bit is not None:
                 self.modifiers &= ~bit
+
+    def _is_paste(self, key: str) -> bool:
+        if key in ("v", "V"):
+            return bool(self.modifiers & (Modifiers.CTRL | Modifiers.META))
+        return key == "Insert" and bool(self.modifiers & Modifiers.SHIFT)
 
     # ------------------------------------------------------------ touch
 

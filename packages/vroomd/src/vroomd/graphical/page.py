@@ -92,12 +92,15 @@ class Screen:
         *,
         clipboard: Any,
         owns_context: bool,
+        owner: object = None,
     ) -> None:
         self.config = config
         self.context = context
         self.viewport = viewport
         self.clipboard = clipboard
-        """The AgentBrowser (read_clipboard/write_clipboard)."""
+        """The AgentBrowser (its per-owner clipboard)."""
+        self.owner = owner
+        """Whose clipboard this screen's pages use (browser.py)."""
         self.owns_context = owns_context
         self.pages: list[Any] = []
         """Open pages, the one shown last (tabs)."""
@@ -175,6 +178,7 @@ class Screen:
             cdp.on("Page.navigatedWithinDocument", self._on_same_document)
             self.page, self.cdp = page, cdp
             self.input = InputMapper(page, cdp, self.viewport)
+            self.input.before_paste = lambda: self.clipboard.claim(self.owner)
             self.screencast = Screencast(
                 cdp, quality=self.config.jpeg_quality, max_size=self.config.max_viewport
             )
@@ -416,9 +420,11 @@ class Screen:
     async def on_copy(self) -> None:
         """The page copied or cut: push the new clipboard to the viewers."""
         try:
-            text = await self.clipboard.read_clipboard()
+            text = await self.clipboard.copied(self.owner)
         except Exception as exc:
             log.debug("clipboard read: %s", _first_line(exc))
+            return
+        if text is None:
             return
         for viewer in list(self.viewers):
             viewer.screen_clipboard(text)

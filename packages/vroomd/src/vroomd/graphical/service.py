@@ -173,7 +173,12 @@ class GraphicalHub:
             )
             self._shared_context = context
             screen = Screen(
-                self.config, context, viewport, clipboard=self.browser, owns_context=True
+                self.config,
+                context,
+                viewport,
+                clipboard=self.browser,
+                owns_context=True,
+                owner=self,
             )
             await screen.start()
             self._shared = screen
@@ -226,6 +231,8 @@ class GraphicalService:
         self._refusal = "server limit reached" if refuse else hub.authorised(session)
         self._unsent_limited = False
         self._closing: asyncio.Task[None] | None = None
+        self.clipboard_owner: object = hub if self.config.browser_context == "shared" else self
+        """Whose clipboard these sessions use: the connection's own, or everyone's."""
 
     # ------------------------------------------------------------ the tap
 
@@ -407,7 +414,12 @@ class GraphicalService:
                     viewport, GraphicalHub._binding(self._screens)
                 )
         screen = Screen(
-            self.config, self.context, viewport, clipboard=self.hub.browser, owns_context=False
+            self.config,
+            self.context,
+            viewport,
+            clipboard=self.hub.browser,
+            owns_context=False,
+            owner=self,
         )
         try:
             await screen.start()
@@ -447,6 +459,8 @@ class GraphicalService:
         self.closed = True
         for key in list(self.viewers):
             self._drop_viewer(key)
+        if self.clipboard_owner is self:
+            self.hub.browser.forget(self)
         context, self.context = self.context, None
         if context is not None:
             try:
@@ -703,7 +717,7 @@ class Viewer:
 
     async def _clipboard_set(self, text: str) -> None:
         try:
-            await self.service.hub.browser.write_clipboard(text)
+            await self.service.hub.browser.write_clipboard(text, self.service.clipboard_owner)
         except Exception as exc:
             self.service.call(
                 self.server.send_notification,
@@ -715,7 +729,7 @@ class Viewer:
 
     async def _clipboard_get(self) -> None:
         try:
-            text = await self.service.hub.browser.read_clipboard()
+            text = await self.service.hub.browser.read_clipboard(self.service.clipboard_owner)
         except Exception as exc:
             self.service.call(
                 self.server.send_notification,
