@@ -278,9 +278,9 @@ async def test_out_of_state_messages_get_409(vroomd: VroomdProcess) -> None:
     api.session.connection.send_message(sess.control_id, mtype, tlv)
     api.flush()
     await api.until("", lambda s: s.errors)
-    assert state.errors[0][0] == 409 and not state.errors[0][2]
+    assert state.errors[0][0] == 409 and not state.errors[0][2], state.events
     await api.wait_exit()
-    assert state.exit == (0, None, False)
+    assert state.exit == (0, None, False), state.events
     assert mtype == MessageType.SHELL_REQUEST & 0xFF
     await api.close()
 
