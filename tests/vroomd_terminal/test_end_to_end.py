@@ -271,14 +271,17 @@ async def test_out_of_state_messages_get_409(vroomd: VroomdProcess) -> None:
     state = api.open(command="exit 0", start=False)
     await api.until("", lambda s: s.ready)
     sess = api.client.sessions[""]
-    # EXEC once is fine; a SHELL after it is out of state
-    api.client.exec("exit 0")
+    # EXEC once is fine; a SHELL after it is out of state (the command waits
+    # for a line, so the session is surely live when the SHELL arrives)
+    api.client.exec("read line; exit 0")
     api.flush()
     mtype, tlv = encode_message(ShellRequest(), sess.encoding)
     api.session.connection.send_message(sess.control_id, mtype, tlv)
     api.flush()
     await api.until("", lambda s: s.errors)
     assert state.errors[0][0] == 409 and not state.errors[0][2], state.events
+    await api.until("", lambda s: s.ready and api.client.sessions[""].pty_id is not None)
+    api.send(b"\n")
     await api.wait_exit()
     assert state.exit == (0, None, False), state.events
     assert mtype == MessageType.SHELL_REQUEST & 0xFF
