@@ -136,11 +136,14 @@ def test_governor_bounds_and_hysteresis() -> None:
         min_bitrate=300_000, start_bitrate=1_000_000, max_bitrate=2_000_000, bitrate_interval=1
     )
     gov = BitrateGovernor(config, EncoderStats())
-    assert gov.propose(1_050_000, now=10) == 1_000_000  # within 15 %: no restart
+    assert gov.propose(950_000, now=10) == 1_000_000  # within 15 %: no restart
     assert gov.propose(50_000_000, now=11) == 2_000_000  # clamped high
     assert gov.propose(100_000, now=11.5) == 2_000_000  # too soon after a change
     assert gov.propose(100_000, now=12.5) == 300_000  # clamped low
-    assert len(gov.stats.remb) == 4 and gov.stats.bitrate == 300_000
+    assert gov.propose(400_000, now=20) == 300_000  # up by less than half: no restart
+    assert gov.propose(600_000, now=14) == 300_000  # up, but too soon (3 intervals)
+    assert gov.propose(600_000, now=20) == 600_000
+    assert len(gov.stats.remb) == 7 and gov.stats.bitrate == 600_000
 
 
 def test_h264_encoder_restarts_on_bitrate_and_size_changes() -> None:
@@ -153,13 +156,18 @@ def test_h264_encoder_restarts_on_bitrate_and_size_changes() -> None:
         frame.pts, frame.time_base = i * 3000, fractions.Fraction(1, 90_000)
         payloads, _ = encoder.encode(frame, force_keyframe=(i == 0))
         assert payloads
+    encoder.target_bitrate = 1_234_567  # x264 keeps kbit/s: no restart per frame for that
+    frame.pts = 3 * 3000
+    encoder.encode(frame)
+    encoder.encode(frame)
+    assert encoder.stats.restarts == 1
     encoder.target_bitrate = 4_000_000
     small = convert(jpeg(160, 120))
     assert small is not None
     small.pts, small.time_base = 9000, fractions.Fraction(1, 90_000)
     encoder.encode(small)
     stats = encoder.stats
-    assert stats.restarts == 1 and stats.frames == 4 and stats.keyframes == 1
+    assert stats.restarts == 2 and stats.frames == 6 and stats.keyframes == 1
     assert (stats.width, stats.height, stats.bitrate) == (160, 120, 4_000_000)
     assert h264_level(1280, 720) == "31" and h264_level(1920, 1080) == "40"
 

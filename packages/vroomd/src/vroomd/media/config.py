@@ -43,6 +43,11 @@ class MediaConfig:
     this fraction: aiortc's encoders restart (a keyframe) on every change."""
     bitrate_interval: float = 1.0
     """Seconds between two bitrate changes, for the same reason."""
+    bitrate_step_up: float = 0.5
+    """An increase waits until the estimate is this much above the target
+    (and `bitrate_interval` x 3 has passed): Chromium's estimate creeps up a
+    few percent a second while it probes, and each step costs a keyframe.
+    Decreases (congestion) follow `bitrate_hysteresis` at once."""
     h264_preset: str = "superfast"
     """x264 speed preset (aiortc's own encoder uses x264's default, medium,
     which leaves no room for a second client on a small machine)."""
@@ -69,7 +74,11 @@ class MediaConfig:
             raise ValueError(
                 "bitrates must satisfy 50000 <= min_bitrate <= start_bitrate <= max_bitrate"
             )
-        if not 0 <= self.bitrate_hysteresis < 1 or self.bitrate_interval < 0:
+        if (
+            not 0 <= self.bitrate_hysteresis < 1
+            or self.bitrate_interval < 0
+            or self.bitrate_step_up < 0
+        ):
             raise ValueError("bitrate_hysteresis must be within [0, 1), bitrate_interval >= 0")
         if self.h264_preset not in H264_PRESETS:
             raise ValueError(f"h264_preset must be one of {H264_PRESETS}")

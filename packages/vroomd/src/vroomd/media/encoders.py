@@ -66,6 +66,7 @@ class BitrateGovernor:
         self.low, self.high = config.min_bitrate, config.max_bitrate
         self.hysteresis = config.bitrate_hysteresis
         self.interval = config.bitrate_interval
+        self.step_up = config.bitrate_step_up
         self.stats = stats
         self.value = config.start_bitrate
         stats.bitrate = self.value
@@ -77,10 +78,14 @@ class BitrateGovernor:
         remb.append((now, bitrate))
         del remb[:-32]
         target = max(self.low, min(int(bitrate), self.high))
-        if (
-            abs(target - self.value) > self.hysteresis * self.value
-            and now - self._changed >= self.interval
-        ):
+        since = now - self._changed
+        if target < self.value:
+            change = self.value - target > self.hysteresis * self.value and since >= self.interval
+        else:
+            change = (
+                target - self.value > self.step_up * self.value and since >= 3 * self.interval
+            ) or (target == self.high != self.value and since >= 3 * self.interval)
+        if change:
             log.debug("video bitrate %d -> %d bps (estimate %d)", self.value, target, bitrate)
             self.value = target
             self.stats.bitrate = target
@@ -107,6 +112,7 @@ class H264Encoder(h264.H264Encoder):
         self.stats = stats if stats is not None else EncoderStats()
         self.stats.codec = "H264"
         self.governor = BitrateGovernor(config, self.stats)
+        self._opened_at = 0
         LIVE.add(self)
 
     @property  # type: ignore[override]
@@ -122,8 +128,17 @@ class H264Encoder(h264.H264Encoder):
         if self.codec is not None and (
             frame.width != self.codec.width
             or frame.height != self.codec.height
-            or target != self.codec.bit_rate
+            or target != self._opened_at
         ):
+            log.debug(
+                "x264 restart: %dx%d %d bps -> %dx%d %d bps",
+                self.codec.width,
+                self.codec.height,
+                self._opened_at,
+                frame.width,
+                frame.height,
+                target,
+            )
             self.buffer_data = b""
             self.buffer_pts = None
             self.codec = None
@@ -132,6 +147,8 @@ class H264Encoder(h264.H264Encoder):
             av.video.frame.PictureType.I if force_keyframe else av.video.frame.PictureType.NONE
         )
         if self.codec is None:
+            # libx264 keeps the rate in kbit/s: compare with what we asked for.
+            self._opened_at = target
             self.codec = self._open(frame.width, frame.height, target)
             stats.width, stats.height = frame.width, frame.height
         started = time.perf_counter()
