@@ -6,9 +6,9 @@ to 1280x720 with RESIZE. A person's Chromium opens vroomd's own page twice,
 one path after the other: `/` (WebRTC: H264 in a <video>) and
 `/?transport=ws` (JPEG frames drawn on a <canvas>), alternated
 `BENCH_E2E_ROUNDS` times (default 3; each figure is the median of the
-rounds). For `BENCH_E2E_SECONDS` (default 5) on each path the page records every frame it shows (WebRTC:
-`requestVideoFrameCallback`, i.e. presented frames; WebSocket: each JPEG
-drawn) and reads the clock from those pixels: glass-to-glass latency =
+rounds). For `BENCH_E2E_SECONDS` (default 5) on each path the page records
+every frame it shows (WebRTC: `requestVideoFrameCallback`, i.e. presented
+frames; WebSocket: each JPEG drawn) and reads the clock from those pixels: glass-to-glass latency =
 now - the time the agent page painted. Both browsers share this machine's
 clock. CPU: vroomd's process, and vroomd plus its Playwright driver (the
 node process that relays the agent Chromium's CDP screencast), as a share
