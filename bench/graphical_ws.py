@@ -210,15 +210,22 @@ async def through_vroomd() -> None:
             driver = driver_of(proc.pid)
             cpu0 = cpu_seconds(proc.pid)
             dcpu0 = cpu_seconds(driver) if driver else 0.0
+            rendered = f"{client}.command('evaluate', {{expression: 'n'}}).then(r => r.data)"
             drawn0 = await page.evaluate("bench.drawn")
+            got0 = await page.evaluate("window.vroom.stats.frames")
+            rendered0 = await page.evaluate(rendered)
             start = time.perf_counter()
             await asyncio.sleep(SECONDS)
             wall = time.perf_counter() - start
             drawn = await page.evaluate("bench.drawn") - drawn0
+            got = await page.evaluate("window.vroom.stats.frames") - got0
+            rendered1 = await page.evaluate(rendered)
             cpu = cpu_seconds(proc.pid) - cpu0
             dcpu = (cpu_seconds(driver) - dcpu0) if driver else 0.0
             stats = await page.evaluate("window.vroom.stats")
             line("graphical_ws_fps_1280x720", drawn / wall, "fps")
+            line("graphical_ws_received_fps", got / wall, "fps")
+            line("graphical_ws_agent_render_fps", (rendered1 - rendered0) / wall, "fps")
             line("graphical_ws_vroomd_cpu", cpu / wall, "cores")
             line("graphical_ws_vroomd_and_driver_cpu", (cpu + dcpu) / wall, "cores")
             line("graphical_ws_frame_bytes", stats["bytes"] / max(1, stats["frames"]), "bytes")
