@@ -7,7 +7,7 @@
    bench/_media_pages.py: a clock row, a colour block, changing text) are
    decoded once, then encoded with aiortc's H264 encoder as aiortc
    configures it (x264 preset medium, zerolatency) and with vroomd's
-   (`vroomd.media`, preset superfast, VBV): frames per second and the median
+   (`vroomd.media`, preset ultrafast, VBV): frames per second and the median
    time per frame, plus the JPEG decode + colour conversion vroomd adds.
 2. End to end (see `e2e()`): a real vroomd, the agent's Chromium showing the
    clock page, and a person's Chromium on vroomd's page, over WebRTC and over

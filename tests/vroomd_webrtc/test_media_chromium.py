@@ -118,12 +118,13 @@ async def test_audio_out_and_microphone_in(browser: Any) -> None:
     assert voice.stopped
 
 
-async def test_twenty_connections_leave_nothing_behind(browser: Any) -> None:
+async def test_connections_leave_nothing_behind(browser: Any) -> None:
+    """Eight cycles here (both ways of hanging up); vroomd's test does twenty."""
     agent = await Agent.open(browser, 640, 360)
     baseline = len(asyncio.all_tasks())
     voices = []
     try:
-        for i in range(20):
+        for i in range(8):
             person = await open_person(browser)
             voice = LevelMeter()
             voices.append(voice)
