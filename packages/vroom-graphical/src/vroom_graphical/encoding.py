@@ -2,10 +2,12 @@
 
 Both encodings carry the same data model: maps with text keys, arrays, text,
 numbers, booleans, null, and (CBOR only) byte strings, which JSON carries as
-base64 text. CBOR is scanned before cbor2 sees it so that nothing a peer
-sends can make us allocate more than the payload's size, nest deeper than
-`MAX_DEPTH`, or build objects outside that model: cbor2 honours tags, and the
-shared-reference tags alone can build cyclic structures.
+base64 text. CBOR is scanned (`openmux.bodies.scan_cbor`) before cbor2 sees
+it so that nothing a peer sends can make us allocate more than the payload's
+size, nest deeper than `MAX_DEPTH`, or build objects outside that model:
+cbor2 honours tags, and the shared-reference tags alone can build cyclic
+structures. JSON goes through `openmux.bodies.loads_json` (UTF-8, no
+NaN/Infinity, the same depth rule).
 """
 
 from __future__ import annotations
@@ -16,18 +18,13 @@ from collections.abc import Mapping
 from typing import Any, Final, Literal
 
 import cbor2
+from openmux import bodies
 
 from .errors import DecodeError, LocalProtocolError, MessageTooLarge
 
 Encoding = Literal["cbor", "json"]
 ENCODINGS: Final[tuple[Encoding, ...]] = ("cbor", "json")
 MAX_DEPTH: Final = 32
-
-_ARRAY, _MAP, _BYTES_CHUNKS, _TEXT_CHUNKS = 0, 1, 2, 3
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
 
 
 def _jsonable(value: Any) -> Any:
@@ -110,101 +107,20 @@ def decode_body(payload: bytes, encoding: Encoding, limit: int) -> dict[str, Any
 
 def _decode_json(payload: bytes) -> Any:
     try:
-        return json.loads(payload.decode("utf-8"), parse_constant=_reject_constant)
-    except UnicodeDecodeError:
-        raise DecodeError("JSON is not valid UTF-8") from None
-    except RecursionError:
-        raise DecodeError("JSON nests too deeply") from None
-    except ValueError as exc:
-        raise DecodeError(f"invalid JSON: {exc}") from None
-
-
-def _argument(data: bytes, pos: int, info: int) -> tuple[int, int]:
-    """The head's argument (value or length) and the position after it."""
-    if info < 24:
-        return info, pos
-    size = 1 << (info - 24)  # 24..27 -> 1, 2, 4, 8 bytes
-    if pos + size > len(data):
-        raise DecodeError("CBOR item header is truncated")
-    return int.from_bytes(data[pos : pos + size], "big"), pos + size
+        return bodies.loads_json(payload, MAX_DEPTH, count_empty=False)
+    except bodies.BodyError as exc:
+        raise DecodeError(str(exc)) from None
 
 
 def scan_cbor(data: bytes) -> None:
     """Check that `data` is exactly one well-formed CBOR item in our data model.
 
-    Iterative (no recursion to exhaust) and allocation-free: every declared
-    length is compared with the bytes actually left before anything is built.
-    Rejected: tags, simple values other than false/true/null, undefined,
-    map keys other than text or integers, nesting deeper than MAX_DEPTH.
+    The rules are `openmux.bodies.scan_cbor`'s; ours are the lenient options:
+    nested maps may have integer keys (well-formed CBOR; only the top-level
+    body must have text keys), and a definite empty container does not count
+    as a level, so MAX_DEPTH arrays may still hold an empty map.
     """
-    n = len(data)
-    pos = 0
-    # Open containers: [kind, items left (-1 = indefinite), items seen]
-    stack: list[list[int]] = []
-    while True:
-        if pos >= n:
-            raise DecodeError("CBOR is truncated")
-        head = data[pos]
-        pos += 1
-        major, info = head >> 5, head & 0x1F
-        top = stack[-1] if stack else None
-        if head == 0xFF:
-            if top is None or top[1] != -1 or (top[0] == _MAP and top[2] % 2):
-                raise DecodeError("unexpected CBOR break")
-            stack.pop()
-        else:
-            if top is not None:
-                if top[0] == _MAP and top[2] % 2 == 0 and major not in (0, 1, 3):
-                    raise DecodeError("CBOR map keys must be text or integers")
-                if top[0] in (_BYTES_CHUNKS, _TEXT_CHUNKS) and (major != top[0] or info == 31):
-                    raise DecodeError("bad chunk in an indefinite-length CBOR string")
-            if info in (28, 29, 30):
-                raise DecodeError(f"reserved CBOR additional information {info}")
-            if info == 31:
-                if major in (0, 1, 6, 7):
-                    raise DecodeError("indefinite length on a CBOR type that has none")
-                if len(stack) >= MAX_DEPTH:
-                    raise DecodeError(f"CBOR nests deeper than {MAX_DEPTH}")
-                kind = {2: _BYTES_CHUNKS, 3: _TEXT_CHUNKS, 4: _ARRAY, 5: _MAP}[major]
-                if top is not None:
-                    top[2] += 1
-                    if top[1] > 0:
-                        top[1] -= 1
-                stack.append([kind, -1, 0])
-                continue
-            value, pos = _argument(data, pos, info)
-            if major in (2, 3):
-                if value > n - pos:
-                    raise DecodeError("CBOR string is longer than the message")
-                pos += value
-            elif major in (4, 5):
-                items = value * 2 if major == 5 else value
-                if items > n - pos:
-                    raise DecodeError("CBOR container declares more items than the message holds")
-                if items:
-                    if len(stack) >= MAX_DEPTH:
-                        raise DecodeError(f"CBOR nests deeper than {MAX_DEPTH}")
-                    if top is not None:
-                        top[2] += 1
-                        if top[1] > 0:
-                            top[1] -= 1
-                    stack.append([_ARRAY if major == 4 else _MAP, items, 0])
-                    continue
-            elif major == 6:
-                raise DecodeError("CBOR tags are not accepted")
-            elif major == 7 and info not in (20, 21, 22, 25, 26, 27):
-                raise DecodeError(
-                    "only false, true, null and floats are accepted as CBOR simple values"
-                )
-            # A complete item: count it against its container.
-            if top is not None:
-                top[2] += 1
-                if top[1] > 0:
-                    top[1] -= 1
-        # Close every definite container this item completed.
-        while stack and stack[-1][1] == 0:
-            stack.pop()
-        if not stack:
-            break
-    if pos != n:
-        raise DecodeError(f"{n - pos} bytes after the CBOR item")
+    try:
+        bodies.scan_cbor(data, MAX_DEPTH, integer_keys=True, count_empty=False)
+    except bodies.BodyError as exc:
+        raise DecodeError(str(exc)) from None
