@@ -94,8 +94,8 @@ class WebRTCService:
     # ------------------------------------------------------------ listening
 
     def serve_options(self, url: str) -> dict[str, Any]:
-        """openmux.aio.serve keywords that add WebRTC to a `ws://` listener, on its port."""
-        if not self.config.enabled or not url.startswith("ws://"):
+        """openmux.aio.serve keywords that add WebRTC to a `ws(s)://` listener, on its port."""
+        if not self.config.enabled or not url.startswith(("ws://", "wss://")):
             return {}
         hosts = self.config.ice_hosts
         if hosts is None:
