@@ -64,7 +64,7 @@ const fit = () => { c.width = innerWidth; c.height = innerHeight; };
 fit(); addEventListener("resize", fit);
 window.marks = []; let n = 0, mark = null, next = 1;
 const colour = (i) => [[255, 0, 0], [0, 0, 255], [255, 0, 255], [0, 255, 255]][i % 4];
-setInterval(() => { mark = { id: next++, kind: "tick" }; }, 1000);
+setInterval(() => { mark = { id: next++, kind: "tick" }; }, 250);
 addEventListener("mousedown", () => { mark = { id: next++, kind: "click" }; });
 function frame(t) {
   n++;

@@ -33,6 +33,7 @@ from openmux import (
     ConnectionTerminated,
     MessageReceived,
 )
+from openmux.aio import SessionClosedError
 from vroom_graphical import (
     AgentInfo,
     BrowserState,
@@ -73,6 +74,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("vroomd.graphical")
 
 MAX_QUEUED_COMMANDS = 64
+VIDEO_WINDOW = 2
+"""Video frames a client may have on the way to it, unread (see Viewer._send_video)."""
 UNSENT_LIMIT = 256 * 1024
 """TCP_NOTSENT_LOWAT on a connection that carries video: at most this much
 unsent data waits in the kernel, so a slow client's lag stays a few frames."""
@@ -792,22 +795,37 @@ class Viewer:
             self._video_task = None
 
     async def _send_video(self) -> None:
+        """Newest frame first, at most VIDEO_WINDOW frames the client has not
+        yet received: each frame is followed by an OpenMux PING, and the next
+        frame waits while VIDEO_WINDOW PONGs are outstanding. A PONG comes back
+        once the client has read everything before it, so frames never pile
+        up in the kernel's or the browser's buffers, where newest-frame-wins
+        could not reach them: the lag stays about one round trip."""
         screen = self.screen
         assert screen is not None
+        session = self.service.session
         slot = FrameSlot()
         self._slot = slot
         screen.watch(slot)
+        inflight: deque[asyncio.Future[Any]] = deque()
         try:
             while await slot.wait():
                 await self.service.writable()
+                while len(inflight) >= VIDEO_WINDOW:
+                    await inflight.popleft()
                 frame = slot.take()
                 if frame is None:
                     continue
                 if not self.service.call(self.server.send_video_frame, frame, session=self.key):
                     return
-        except ScreenClosed:
+                pong = asyncio.ensure_future(session.ping())
+                pong.add_done_callback(_retrieve)
+                inflight.append(pong)
+        except (ScreenClosed, SessionClosedError):
             return
         finally:
+            for pong in inflight:
+                pong.cancel()
             screen.unwatch(slot)
             self._slot = None
 
@@ -836,6 +854,11 @@ class Viewer:
                 screen.release_input()
             else:
                 self.service.hub.spawn(screen.close())
+
+
+def _retrieve(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()  # a PONG that never came: the session is over
 
 
 def _limit_unsent(session: Session) -> None:
