@@ -45,7 +45,7 @@ venv_setup() {
   log "installing the four packages (editable) and the test tools into $VENV"
   "$VENV/bin/python" -m pip install -q --disable-pip-version-check --upgrade pip
   "$VENV/bin/python" -m pip install -q --disable-pip-version-check \
-    -e packages/openmux -e packages/vroom-terminal -e packages/vroom-graphical -e packages/vroomd \
+    -e packages/openmux -e packages/vroom-terminal -e packages/vroom-graphical -e "packages/vroomd[voice]" \
     -r requirements-dev.txt
   echo "$inputs" > "$stamp"
 }
