@@ -482,7 +482,7 @@ class Viewer:
         self.config = service.config
         self.key = key
         self.capabilities = frozenset(hello.capabilities)
-        self.mode = hello.mode
+        self.mode: str = hello.mode
         self.viewport = (hello.viewport.width, hello.viewport.height)
         self.screen: Screen | None = None
         self.closed = False
@@ -824,8 +824,8 @@ class Viewer:
         except (ScreenClosed, SessionClosedError):
             return
         finally:
-            for pong in inflight:
-                pong.cancel()
+            for waiting in inflight:
+                waiting.cancel()
             screen.unwatch(slot)
             self._slot = None
 
