@@ -598,6 +598,33 @@ async def test_connect_disconnect_cycles_leak_nothing(vroomd: Vroomd, pages: str
     assert vroomd.hub.browser.launches == 1
 
 
+async def test_when_chromium_dies_sessions_end_clearly_and_the_next_starts_it(
+    pages: str,
+) -> None:
+    from vroom_graphical import SessionClosed
+
+    from .conftest import start_vroomd
+
+    server = await start_vroomd()
+    try:
+        peer = await Peer.connect(server.url())
+        await peer.set_mode("voice")
+        await open_page(peer, f"{pages}/agent.html")
+        start = len(peer.events)
+        await server.hub.browser._browser.close()  # as if it crashed
+        note = await peer.wait_for(NotificationReceived, start=start)
+        assert note.notification.type == "error" and "browser stopped" in note.notification.text
+        await peer.wait_for(SessionClosed, start=start)
+        await peer.close()
+        again = await Peer.connect(server.url())
+        await again.set_mode("voice")
+        await open_page(again, f"{pages}/second.html")
+        assert server.hub.browser.launches == 2
+        await again.close()
+    finally:
+        await server.daemon.close()
+
+
 async def test_slow_client_gets_newest_frames_not_a_queue(vroomd: Vroomd, pages: str) -> None:
     peer = await Peer.connect(vroomd.url(), viewport=(1280, 720), video=True)
     try:

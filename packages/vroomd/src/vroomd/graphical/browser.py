@@ -85,6 +85,8 @@ class AgentBrowser:
         self._owned: dict[object, str] = {}
         self.version = ""
         self.launches = 0
+        self.on_lost: Callable[[], None] | None = None
+        """Called when Chromium goes away unasked (crash, killed)."""
 
     @property
     def running(self) -> bool:
@@ -121,6 +123,8 @@ class AgentBrowser:
             log.warning("the agent browser went away; the next session starts a new one")
             self._browser = None
             self._clipboard_page = None
+            if self.on_lost is not None:
+                self.on_lost()
 
     async def new_context(self, viewport: tuple[int, int], binding: Binding | None = None) -> Any:
         browser = await self.browser()

@@ -195,10 +195,13 @@ class Screen:
         if self.closed or page is not self.page:
             return
         self.page = None
-        if self.pages:
-            await self._show(self.pages[-1])
-        else:
-            await self.start()
+        try:
+            if self.pages:
+                await self._show(self.pages[-1])
+            else:
+                await self.start()
+        except Exception as exc:  # the context or the whole browser is gone
+            log.debug("no page to show: %s", _first_line(exc))
 
     async def ready(self) -> Any:
         """The page shown, once it can take input."""
@@ -211,7 +214,8 @@ class Screen:
 
     def attach(self, viewer: Watcher) -> None:
         self.viewers.add(viewer)
-        viewer.screen_state(self.state)
+        if self.state.url:  # else the first refresh tells everyone
+            viewer.screen_state(self.state)
 
     def detach(self, viewer: Watcher) -> None:
         self.viewers.discard(viewer)

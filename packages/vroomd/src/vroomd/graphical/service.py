@@ -88,6 +88,7 @@ class GraphicalHub:
         self.config = config
         self.token = token
         self.browser = AgentBrowser(config)
+        self.browser.on_lost = self._browser_lost
         self.services: set[GraphicalService] = set()
         self.viewers = 0
         self._shared: Screen | None = None
@@ -199,7 +200,18 @@ class GraphicalHub:
 
         return binding
 
+    def _browser_lost(self) -> None:
+        """Chromium died: every graphical session ends with a clear error
+        (their pages are gone); the next session starts a new browser."""
+        self._shared = None
+        self._shared_context = None
+        for service in list(self.services):
+            service.context = None
+            for viewer in list(service.viewers.values()):
+                viewer.fail("the agent's browser stopped; connect again to start a new one")
+
     async def close(self) -> None:
+        self.browser.on_lost = None  # closing it is not losing it
         for service in list(self.services):
             await service.close()
         if self._background:
@@ -512,11 +524,11 @@ class Viewer:
         try:
             screen = await self.service.screen_for(self.viewport)
         except (BrowserUnavailable, ScreenClosed) as exc:
-            self._fail(str(exc))
+            self.fail(str(exc))
             return
         except Exception as exc:
             log.exception("graphical session %s: the agent's page did not open", self.label)
-            self._fail(f"the agent's page did not open: {exc}")
+            self.fail(f"the agent's page did not open: {exc}")
             return
         if self.closed:
             if self.config.browser_context != "shared":
@@ -542,7 +554,7 @@ class Viewer:
             self._media = self.service.hub.webrtc.feed(self.service.session, screen)
         log.info("graphical session %s: %dx%d", self.label, *self.viewport)
 
-    def _fail(self, reason: str) -> None:
+    def fail(self, reason: str) -> None:
         log.warning("graphical session %s refused: %s", self.label, reason)
         self._answer_queued(reason)
         self.service.call(
