@@ -250,9 +250,15 @@ class LocalTerminal:
 def write_all(fd: int, data: bytes | memoryview) -> None:
     """Blocking write: a slow local terminal or pipe is our back-pressure
     (output is acknowledged only once written)."""
+    try:
+        n = os.write(fd, data)  # one call, nearly always (a keystroke's echo)
+    except (BlockingIOError, InterruptedError):
+        n = 0
+    if n == len(data):
+        return
     import select
 
-    view = memoryview(data)
+    view = memoryview(data)[n:]
     while view:
         try:
             n = os.write(fd, view)
@@ -302,6 +308,7 @@ class TermClient:
         self._stdin_eof = False
         self._env_refused: tuple[str, ...] = ()
         self._processing = False
+        self._output_type: type | None = None
 
     def _flush(self) -> None:
         if not self._processing and self.session is not None:
@@ -332,7 +339,9 @@ class TermClient:
         import openmux.aio
 
         from .client import TerminalClient
+        from .events import PtyOutput
 
+        self._output_type = PtyOutput
         loop = asyncio.get_running_loop()
         self._done = loop.create_future()
         try:
@@ -395,7 +404,13 @@ class TermClient:
             finally:
                 self._processing = False
             # pongs and the end of the connection still go to the asyncio layer
-            original([e for e in events if type(e) is not MessageReceived])
+            rest = [e for e in events if type(e) is not MessageReceived]
+            if rest:
+                original(rest)
+            else:
+                # Only messages: no channel, timer or state change for the
+                # asyncio layer (an early keepalive wake-up re-arms itself).
+                session._flush()
 
         def handle(events: list[Any]) -> None:
             for event in events:
@@ -428,17 +443,16 @@ class TermClient:
     # -- protocol events
 
     def _on_event(self, event: TerminalEvent) -> None:
-        from . import events as ev
-
         client = self.client
         assert client is not None and self.session is not None
-        kind = type(event)
-        if kind is ev.PtyOutput:
-            assert isinstance(event, ev.PtyOutput)
-            write_all(self.stdout, event.data)
-            client.ack(len(event.data))
+        if type(event) is self._output_type:
+            data = event.data  # type: ignore[attr-defined]
+            write_all(self.stdout, data)
+            client.ack(len(data))
             self._flush()
             return
+        from . import events as ev
+
         if isinstance(event, ev.Negotiated):
             if event.select.auth.required:
                 if "token" not in event.select.auth.methods:

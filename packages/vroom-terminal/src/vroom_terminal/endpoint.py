@@ -43,7 +43,8 @@ from .session import Session
 from .states import State
 
 Out = list[TerminalEvent]
-_PTY_TYPES = frozenset(int(t) for t in PtyType)
+_PTY_TYPES = {int(t): t for t in PtyType}
+"""Frame type -> PtyType without an enum call (one per keystroke)."""
 
 
 class Endpoint:
@@ -262,9 +263,9 @@ class Endpoint:
 
     def _on_pty_message(self, sess: Session, frame_type: int, data: bytes, out: Out) -> None:
         try:
-            if frame_type not in _PTY_TYPES:
+            pty_type = _PTY_TYPES.get(frame_type)
+            if pty_type is None:
                 raise UnknownMessage(f"unknown pty-channel type {frame_type:#04x}")
-            pty_type = PtyType(frame_type)
             handler = self._pty_table.get((sess.state, pty_type))
             if handler is None:
                 raise WrongState(f"pty {pty_type.name} is not allowed in state {sess.state.value}")

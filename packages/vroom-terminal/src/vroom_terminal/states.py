@@ -25,6 +25,7 @@ state rule wins over every other (House §6.11).
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
 from types import MappingProxyType
 
 from .codec import MessageType as M
@@ -46,7 +47,7 @@ class State(enum.Enum):
 S = State
 _LIVE = tuple(s for s in State if s is not S.DISCONNECTED)
 
-SERVER_TABLE = MappingProxyType({
+SERVER_TABLE: Mapping[tuple[State, M], str] = MappingProxyType({
     (S.CONTROL_OPEN, M.HELLO): "hello",
     (S.HELLO_EXCHANGE, M.CAPABILITY_OFFER): "offer",
     (S.AUTHENTICATING, M.AUTH_REQUEST): "auth_request",
@@ -65,7 +66,7 @@ SERVER_TABLE = MappingProxyType({
     **{(s, M.ERROR): "error" for s in _LIVE},
 })  # fmt: skip
 
-CLIENT_TABLE = MappingProxyType({
+CLIENT_TABLE: Mapping[tuple[State, M], str] = MappingProxyType({
     (S.CONTROL_OPEN, M.HELLO): "hello",
     (S.CAPABILITY_NEGOTIATION, M.CAPABILITY_SELECT): "select",
     (S.AUTHENTICATING, M.AUTH_RESPONSE): "auth_response",  # guard: a request is out
@@ -75,14 +76,14 @@ CLIENT_TABLE = MappingProxyType({
     **{(s, M.ERROR): "error" for s in _LIVE},
 })  # fmt: skip
 
-SERVER_PTY_TABLE = MappingProxyType({
+SERVER_PTY_TABLE: Mapping[tuple[State, P], str] = MappingProxyType({
     **{(s, t): name for s in (S.PTY_ALLOCATED, S.SESSION_ACTIVE)
        for t, name in ((P.DATA, "input"), (P.ZSTD_DATA, "input"), (P.WINDOW_ACK, "ack"),
                        (P.EOF, "eof"))},
     **{(S.CLOSING, t): "drop" for t in P},
 })  # fmt: skip
 
-CLIENT_PTY_TABLE = MappingProxyType({
+CLIENT_PTY_TABLE: Mapping[tuple[State, P], str] = MappingProxyType({
     **{(s, t): "output" for s in (S.PTY_ALLOCATED, S.SESSION_ACTIVE, S.CLOSING)
        for t in (P.DATA, P.ZSTD_DATA)},
 })  # fmt: skip

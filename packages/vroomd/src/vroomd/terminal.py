@@ -458,7 +458,12 @@ class TerminalService:
                     if isinstance(event, ConnectionTerminated):
                         self._feed(event)
             self._sync_channels()
-            original(rest)
+            if rest:
+                original(rest)
+            else:
+                # Only terminal messages (a keystroke): nothing for the asyncio
+                # layer but the flush; its keepalive timer re-arms itself.
+                session._flush()
 
         session._process = process  # type: ignore[method-assign]
         # Channels opened (and messages received) before the tap was in place.

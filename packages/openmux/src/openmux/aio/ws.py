@@ -51,6 +51,7 @@ from websockets.asyncio.server import ServerConnection
 from websockets.asyncio.server import serve as ws_serve
 from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.frames import Frame, Opcode
 from websockets.http11 import Request, Response
 from websockets.protocol import State as WSState
 
@@ -126,11 +127,64 @@ class WebSocketSink:
             self._drain_task = None
             self.session.resume_writing()
 
+    def deliver_directly(self) -> None:
+        """Hand whole binary messages to the session from the transport's
+        data_received, instead of through websockets' message queue and the
+        `run()` task: that costs a loop iteration and a task switch per
+        message (~40 us of CPU per keystroke echo on each side here).
+
+        Order is kept: a message goes the direct way only when nothing waits
+        in the queue and no fragmented message is being assembled; text,
+        fragments and everything while reading is paused still take the
+        queue, which `run()` drains (and which pauses the transport).
+        """
+        ws = self.ws
+        base = ws.process_event
+        queue = ws.recv_messages.frames.queue
+        reading = self._reading
+        deliver = self.session.message_received
+        binary, cont = Opcode.BINARY, Opcode.CONT
+        fragmented = False
+
+        def process_event(event: Any) -> None:
+            nonlocal fragmented
+            if (
+                type(event) is Frame
+                and event.opcode is binary
+                and event.fin
+                and not fragmented
+                and not queue
+                and reading.is_set()
+            ):
+                data = event.data
+                try:
+                    deliver(data if type(data) is bytes else bytes(data))
+                except Exception:  # pragma: no cover - defensive, as run() is
+                    logger.exception("openmux session failed on a message")
+                    ws.transport.abort()
+                return
+            if type(event) is Frame and event.opcode in (binary, cont, Opcode.TEXT):
+                fragmented = not event.fin
+            base(event)
+
+        ws.process_event = process_event  # type: ignore[method-assign]
+
     def close(self) -> None:
         if self._close_task is None:
             going_away = self.session.connection.close_code == CloseCode.GOING_AWAY
             code = 1001 if going_away else 1000
             self._close_task = asyncio.get_running_loop().create_task(self.ws.close(code))
+
+    async def wait_closed(self) -> None:
+        """Until our WebSocket close handshake is over (`Session.wait_closed`):
+        with messages delivered from data_received, the session can end
+        before websockets has seen the peer's close frame."""
+        task = self._close_task
+        if task is not None:
+            try:
+                await asyncio.shield(task)
+            except Exception:
+                pass
 
     def get_write_buffer_size(self) -> int:
         return self.ws.transport.get_write_buffer_size()
@@ -202,6 +256,7 @@ async def connect(url: str, options: Options) -> Session:
     session.transport_info.update(peername=ws.remote_address, path=path)
     sink = WebSocketSink(ws, session)
     session.connection_made(sink)
+    sink.deliver_directly()
     sink.task = asyncio.get_running_loop().create_task(sink.run())
     try:
         await session.wait_handshake()
@@ -359,6 +414,7 @@ async def listen(
         sink = WebSocketSink(ws, session)
         session.connection_made(sink)
         server.start_session(session)
+        sink.deliver_directly()
         await sink.run()
 
     signaling: WebRTCListener | None = None
