@@ -93,8 +93,19 @@ class Daemon:
 
     async def handler(self, session: Any) -> None:
         """One OpenMux connection, for its whole life."""
+        from .origin import foreign_origin
         from .terminal import TerminalService
 
+        if self.config.token is None:
+            refusal = foreign_origin(session.transport_info)
+            if refusal is not None:
+                log.warning(
+                    "refused connection from %s: %s",
+                    session.transport_info.get("peername"),
+                    refusal,
+                )
+                await session.close(4000, refusal)
+                return
         over_limit = len(self.connections) >= self.config.max_connections or self._closing
         service = TerminalService(self, session, refuse=over_limit)
         self.connections.add(service)

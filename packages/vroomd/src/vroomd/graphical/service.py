@@ -138,11 +138,9 @@ class GraphicalHub:
         info = session.transport_info
         headers = info.get("headers")
         if self.token is None:
-            origin = headers.get("Origin") if headers is not None else None
-            host = headers.get("Host") if headers is not None else None
-            if origin and origin != "null" and urlsplit(origin).netloc != host:
-                return f"a page from {origin} may not open graphical sessions here"
-            return None
+            from ..origin import foreign_origin
+
+            return foreign_origin(info)
         if session.connection.transport_authenticated:
             return None
         expected = self.token.encode()
