@@ -8,7 +8,9 @@ transport-authenticated, and a token in HELLO must then be valid as well.
 
 Writes go straight from the session into websockets' sans-IO protocol, the way
 `websockets.broadcast()` does, so a send costs no task switch; back-pressure is
-websockets' own write buffer limit, reported to the session.
+websockets' own write buffer limit, reported to the session. Reads too: whole
+binary messages reach the session from the transport's data_received
+(`WebSocketSink.deliver_directly`), not through websockets' queue and a task.
 
 Plain HTTP on the same port: a GET that is not for an OpenMux path goes to the
 application's `http_handler(request) -> Response | None` (websockets' Request
