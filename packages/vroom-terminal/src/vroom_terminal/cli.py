@@ -312,7 +312,7 @@ class TermClient:
 
     def _flush(self) -> None:
         if not self._processing and self.session is not None:
-            self.session._flush()
+            self.session.flush()
 
     # -- connect
 
@@ -372,7 +372,7 @@ class TermClient:
         self.client = client
         self._install_tap(session)
         client.open_session("")
-        session._flush()
+        session.flush()
         try:
             await self._done
         finally:
@@ -390,27 +390,22 @@ class TermClient:
     def _install_tap(self, session: Session) -> None:
         from openmux import ConnectionTerminated, LocalProtocolError, MessageReceived
 
-        original = session._process
         client = self.client
         assert client is not None
 
-        def process(events: list[Any]) -> None:
+        def tap(events: list[Any]) -> list[Any]:
             # Sends queued while we handle these events are flushed by the
-            # asyncio layer's own pass below, after it registered channels
-            # with the transport (a QUIC stream must exist before its frames).
+            # asyncio layer's own pass after the tap, once it registered
+            # channels with the transport (a QUIC stream must exist before
+            # its frames). A batch of only messages leaves it nothing to do
+            # but that flush.
             self._processing = True
             try:
                 handle(events)
             finally:
                 self._processing = False
             # pongs and the end of the connection still go to the asyncio layer
-            rest = [e for e in events if type(e) is not MessageReceived]
-            if rest:
-                original(rest)
-            else:
-                # Only messages: no channel, timer or state change for the
-                # asyncio layer (an early keepalive wake-up re-arms itself).
-                session._flush()
+            return [e for e in events if type(e) is not MessageReceived]
 
         def handle(events: list[Any]) -> None:
             for event in events:
@@ -425,7 +420,7 @@ class TermClient:
                 if isinstance(event, ConnectionTerminated):
                     self._fail_closed(event.code, event.reason)
 
-        session._process = process  # type: ignore[method-assign]
+        session.add_event_tap(tap)
 
     def _finish(self, code: int | None = None, error: str | None = None) -> None:
         if self._done is None or self._done.done():
@@ -583,7 +578,7 @@ class TermClient:
         session = self.session
         assert session is not None
         try:
-            await session._wait_writable()
+            await session.wait_writable()
         except Exception:
             return
         if not self._stdin_eof:
@@ -595,7 +590,7 @@ class TermClient:
         assert session is not None
         while not self._stdin_eof:
             if session.writing_paused:
-                await session._wait_writable()
+                await session.wait_writable()
             try:
                 data = os.read(self.stdin, 65536)
             except OSError:

@@ -365,7 +365,6 @@ class TerminalService:
         self._channels: dict[int, Any] = {}
         """Terminal channels the transport was told about (`_sync_channels`)."""
         self._last_ids: set[int] = set()
-        self._original_process: Callable[[list[openmux.Event]], None] | None = None
 
     def _bearer_ok(self) -> bool:
         """A WebSocket upgrade carrying `Authorization: Bearer <token>`."""
@@ -398,7 +397,7 @@ class TerminalService:
         while the transport is over its high-water mark."""
         session = self.session
         self._sync_channels()
-        session._flush()
+        session.flush()
         if session.writing_paused and self._writable_task is None:
             for term in self.terms.values():
                 if term.pty is not None:
@@ -432,7 +431,7 @@ class TerminalService:
 
     async def _await_writable(self) -> None:
         try:
-            await self.session._wait_writable()
+            await self.session.wait_writable()
         except Exception:
             return
         finally:
@@ -443,42 +442,33 @@ class TerminalService:
 
     # -------------------------------------------------------- event tap
 
+    def _tap(self, events: list[openmux.Event]) -> list[openmux.Event]:
+        """The session's event tap: terminal channels' events are ours. A
+        batch of only those (a keystroke) leaves nothing for the asyncio
+        layer, which then only flushes."""
+        rest: list[openmux.Event] = []
+        for event in events:
+            if self._ours(event):
+                self._feed(event)
+            else:
+                rest.append(event)
+                if isinstance(event, ConnectionTerminated):
+                    self._feed(event)
+        self._sync_channels()
+        return rest
+
     def _install_tap(self) -> None:
         session = self.session
-        original = session._process
-        self._original_process = original
-
-        def process(events: list[openmux.Event]) -> None:
-            rest: list[openmux.Event] = []
-            for event in events:
-                if self._ours(event):
-                    self._feed(event)
-                else:
-                    rest.append(event)
-                    if isinstance(event, ConnectionTerminated):
-                        self._feed(event)
-            self._sync_channels()
-            if rest:
-                original(rest)
-            else:
-                # Only terminal messages (a keystroke): nothing for the asyncio
-                # layer but the flush; its keepalive timer re-arms itself.
-                session._flush()
-
-        session._process = process  # type: ignore[method-assign]
+        session.add_event_tap(self._tap)
         # Channels opened (and messages received) before the tap was in place.
         for channel in list(session.connection.channels.values()):
             if parse_name(channel.name) is None:
                 continue
             self._channels[channel.id] = channel  # the asyncio layer told the sink
-            aio_channel = session._by_id.pop(channel.id, None)
-            session.channels.pop(channel.name, None)
-            with_suppress_remove(session._incoming, aio_channel)
+            unread = session.detach_channel(channel.id)
             self._feed(ChannelOpened(channel, None, False))
-            if aio_channel is not None:
-                for message in list(aio_channel._queue):
-                    self._feed(MessageReceived(channel.id, message.type, message.data))
-                aio_channel._drop()
+            for message in unread:
+                self._feed(MessageReceived(channel.id, message.type, message.data))
         self.flush()
 
     def _sync_channels(self) -> None:
@@ -621,12 +611,3 @@ class TerminalService:
         else:
             name = os.path.basename(shell)
             term.start(["-" + name], shell, f"login shell {shell}")
-
-
-def with_suppress_remove(queue: Any, item: Any) -> None:
-    if item is None:
-        return
-    try:
-        queue.remove(item)
-    except ValueError:
-        pass

@@ -27,7 +27,16 @@ from .errors import (
     TransportError,
 )
 from .server import Listener, Server
-from .session import Channel, FrameSink, FrameSplitter, Handler, Message, Options, Session
+from .session import (
+    Channel,
+    EventTap,
+    FrameSink,
+    FrameSplitter,
+    Handler,
+    Message,
+    Options,
+    Session,
+)
 from .static import static_path
 from .stdio import connect_stdio, serve_stdio
 
@@ -120,6 +129,7 @@ __all__ = [
     "Channel",
     "ChannelClosedError",
     "ChannelRejectedError",
+    "EventTap",
     "FrameSink",
     "FrameSplitter",
     "Handler",

@@ -57,6 +57,22 @@ waits for the handshake, runs the application handler, and closes the
 session when the handler returns. Timers (HELLO timeout, keepalive, ping
 timeout, close timeout) are driven here from `loop.time()`; transports do
 nothing for them.
+
+Sans-IO protocols on top (VROOM-Terminal/Graphical servers and clients
+consume core events with their own ``handle_event()``) bypass `Channel`:
+``session.add_event_tap(tap)``, where ``tap(events) -> events`` sees every
+batch of core events first, in arrival order, and returns those the asyncio
+layer should still handle. Taps are chained in registration order (the
+second sees what the first returned). A tap owns a channel by swallowing
+its `ChannelOpened`/`MessageReceived`/`ChannelClosed`: no `Channel` is then
+created, and the sink's ``channel_opened``/``channel_closed`` hooks are
+not called either (the tap tells per-channel transports itself). Channels
+granted in HELLO were registered before any tap could exist:
+``session.detach_channel(id)`` takes one away and returns what it had
+received. After queuing sends on ``session.connection`` call
+``session.flush()``; ``await session.wait_writable()`` waits out the
+transport's back-pressure. A batch a tap swallowed whole costs one flush,
+not the asyncio layer's pass (the keystroke path).
 """
 
 from __future__ import annotations
@@ -103,6 +119,8 @@ logger = logging.getLogger("openmux")
 Mode = Literal["stream", "message"]
 Policy = Callable[[ChannelSpec], "int | str | Awaitable[int | None] | None"]
 Handler = Callable[["Session"], Awaitable[Any]]
+EventTap = Callable[[list[Event]], list[Event]]
+"""Sees a batch of core events first; returns those the asyncio layer handles."""
 
 
 class FrameSink(Protocol):
@@ -224,14 +242,14 @@ class Channel:
         """Send one message; waits while the transport is over its high-water mark."""
         session = self._session
         if session._write_paused:
-            await session._wait_writable()
+            await session.wait_writable()
         if self.closed:
             raise ChannelClosedError(f"channel {self.name!r} is closed")
         try:
             session.connection.send_message(self.info.id, type_, payload)
         except ConnectionClosedError:
             raise session._closed_error() from None
-        session._flush()
+        session.flush()
 
     async def recv(self) -> Message:
         """The next message; raises `ChannelClosedError` once closed and drained."""
@@ -270,7 +288,7 @@ class Channel:
         if session.connection.state is State.OPEN:
             core = session.connection.close_channel(self.info.id, reason)
             session._forget(core, reason or "closed locally")
-            session._flush()
+            session.flush()
         else:
             self._mark_closed("session closed")
         self._drop()
@@ -355,6 +373,7 @@ class Session:
         self._opening: dict[int, asyncio.Future[Channel]] = {}
         self._pings: deque[asyncio.Future[float]] = deque()
         self._incoming: deque[Channel] = deque()
+        self._taps: list[EventTap] = []
         self._accept_waiter: asyncio.Future[None] | None = None
         self._policy_tasks: set[asyncio.Task[None]] = set()
         self._timer: asyncio.TimerHandle | None = None
@@ -381,7 +400,7 @@ class Session:
     def connection_made(self, sink: FrameSink) -> None:
         self.sink = sink
         self.connection.initiate(self._loop.time())
-        self._flush()
+        self.flush()
         self._arm_timer()
 
     def data_received(self, data: Buffer) -> None:
@@ -467,7 +486,7 @@ class Session:
             raise self._closed_error() from None
         future: asyncio.Future[Channel] = self._loop.create_future()
         self._opening[request_id] = future
-        self._flush()
+        self.flush()
         return await future
 
     async def accept(self) -> Channel:
@@ -490,7 +509,7 @@ class Session:
             raise self._closed_error() from None
         future: asyncio.Future[float] = self._loop.create_future()
         self._pings.append(future)
-        self._flush()
+        self.flush()
         self._arm_timer()
         return await future
 
@@ -499,7 +518,7 @@ class Session:
         send CLOSE with `code` now; the close handshake then runs its course."""
         if not self._closed.done():
             self.connection.close(code, reason, self._loop.time())
-            self._flush()
+            self.flush()
             self._arm_timer()
 
     async def close(self, code: int = CloseCode.NORMAL, reason: str = "") -> None:
@@ -509,7 +528,7 @@ class Session:
             if self.connection.state is State.CLOSED:  # never started
                 self._terminate(ConnectionTerminated(code, reason, by_peer=False))
             else:
-                self._flush()
+                self.flush()
                 self._arm_timer()
         await self.wait_closed()
 
@@ -520,6 +539,63 @@ class Session:
         sink_wait = getattr(self.sink, "wait_closed", None)
         if sink_wait is not None:
             await sink_wait()
+
+    # ----------------------------------------- sans-IO protocols on top
+
+    def add_event_tap(self, tap: EventTap) -> None:
+        """Feed every batch of core events to `tap` before the asyncio layer.
+
+        `tap(events)` gets the batch in arrival order and returns the events
+        the asyncio layer should still handle (the same list if it took
+        none). Taps run in registration order, each on what the previous one
+        returned. Swallowing a channel's `ChannelOpened` keeps it out of the
+        asyncio layer for good (no `Channel`, no sink hooks). Pass on what
+        is not about your channels, `ConnectionTerminated` (the session ends
+        on it) and `PongReceived` (`ping()` and the keepalive timer) above
+        all. Taps run synchronously on the transport's callback: no I/O.
+        """
+        self._taps.append(tap)
+
+    def remove_event_tap(self, tap: EventTap) -> None:
+        self._taps.remove(tap)
+
+    def detach_channel(self, channel_id: int) -> list[Message]:
+        """Take a registered channel away from the asyncio layer (one granted
+        in HELLO, before a tap could swallow its opening); returns what it had
+        received and nobody read, in order. The channel stays open on the wire
+        and the sink is not told: its new owner handles it from here on."""
+        channel = self._by_id.pop(channel_id, None)
+        if channel is None:
+            return []
+        if self.channels.get(channel.name) is channel:
+            del self.channels[channel.name]
+        try:
+            self._incoming.remove(channel)
+        except ValueError:
+            pass
+        unread = list(channel._queue)
+        channel._drop()
+        channel._mark_closed("taken by an event tap")
+        return unread
+
+    def flush(self) -> None:
+        """Hand what the core queued to the transport (after calling
+        `session.connection` directly, e.g. through a sans-IO protocol)."""
+        out = self.connection.messages_to_send()
+        if out and self.sink is not None:
+            self.sink.write_frames(out)
+
+    _flush = flush  # the tests' and benches' old name
+
+    async def wait_writable(self) -> None:
+        """Until the transport is under its high-water mark again;
+        `SessionClosedError` if the session ends first."""
+        while self._write_paused and not self._closed.done():
+            waiter = self._loop.create_future()
+            self._write_waiters.append(waiter)
+            await waiter
+        if self._closed.done():
+            raise self._closed_error()
 
     async def __aenter__(self) -> Session:
         return self
@@ -532,19 +608,6 @@ class Session:
     def _closed_error(self) -> SessionClosedError:
         code = self.close_code if self.close_code is not None else CloseCode.NORMAL
         return SessionClosedError(code, self.close_reason)
-
-    def _flush(self) -> None:
-        out = self.connection.messages_to_send()
-        if out and self.sink is not None:
-            self.sink.write_frames(out)
-
-    async def _wait_writable(self) -> None:
-        while self._write_paused and not self._closed.done():
-            waiter = self._loop.create_future()
-            self._write_waiters.append(waiter)
-            await waiter
-        if self._closed.done():
-            raise self._closed_error()
 
     def _consumed(self, size: int) -> None:
         self._unread -= size
@@ -581,6 +644,22 @@ class Session:
         self._process(self.connection.handle_timer(max(now, self._timer_at)))
 
     def _process(self, events: list[Event]) -> None:
+        for tap in self._taps:
+            events = tap(events)
+        if not events and self._taps:
+            # The taps took everything (a keystroke): no channel or state
+            # change for the asyncio layer, only the flush. While OPEN, what
+            # arrives only moves the core's deadlines later (a PONG moves it
+            # earlier, but taps pass PongReceived on), so an armed timer stays
+            # valid (an early wake-up re-arms); re-arm if none is (this batch
+            # came from the timer itself: the keepalive PING) or the state
+            # changed.
+            self.flush()
+            if (
+                self._timer is None or self.connection.state is not State.OPEN
+            ) and not self._closed.done():
+                self._arm_timer()
+            return
         for event in events:
             if type(event) is MessageReceived:
                 channel = self._by_id.get(event.channel_id)
@@ -597,7 +676,7 @@ class Session:
                             self.sink.pause_reading()
             else:
                 self._handle_event(event)
-        self._flush()
+        self.flush()
         if not self._closed.done():
             self._arm_timer()
 
@@ -698,7 +777,7 @@ class Session:
         else:
             code = verdict if isinstance(verdict, int) else CloseCode.UNSUPPORTED
             self.connection.reject_channel(event.request_id, code, "refused by the application")
-        self._flush()
+        self.flush()
 
     def _terminate(self, event: ConnectionTerminated) -> None:
         if self._closed.done():
@@ -706,7 +785,7 @@ class Session:
         self.close_code, self.close_reason = event.code, event.reason
         self.closed_by_peer = event.by_peer
         logger.debug("session closed: %d %s (by peer: %s)", event.code, event.reason, event.by_peer)
-        self._flush()
+        self.flush()
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
@@ -818,6 +897,7 @@ class FrameSplitter:
 
 __all__ = [
     "Channel",
+    "EventTap",
     "FrameError",
     "FrameSink",
     "FrameSplitter",

@@ -252,39 +252,30 @@ class GraphicalService:
     def install(self) -> None:
         """Take the graphical channels' events ahead of the asyncio layer."""
         session = self.session
-        original = session._process
-
-        def process(events: list[openmux.Event]) -> None:
-            rest: list[openmux.Event] = []
-            for event in events:
-                if self._ours(event):
-                    self._feed(event)
-                else:
-                    rest.append(event)
-                    if isinstance(event, ConnectionTerminated):
-                        self._feed(event)
-            original(rest)
-
-        session._process = process  # type: ignore[method-assign]
+        session.add_event_tap(self._tap)
         # Channels granted in HELLO, before the tap was in place.
         for channel in list(session.connection.channels.values()):
             parsed = parse_name(channel.name)
             if parsed is None:
                 continue
-            aio_channel = session._by_id.pop(channel.id, None)
-            session.channels.pop(channel.name, None)
-            if aio_channel is not None:
-                try:
-                    session._incoming.remove(aio_channel)
-                except ValueError:
-                    pass
+            unread = session.detach_channel(channel.id)
             # GraphicalServer adopted it when it was built, but said nothing.
             self._feed(ChannelOpened(channel, None, False), adopted=parsed[0] is Role.VIDEO)
-            if aio_channel is not None:
-                for message in list(aio_channel._queue):
-                    self._feed(MessageReceived(channel.id, message.type, message.data))
-                aio_channel._drop()
+            for message in unread:
+                self._feed(MessageReceived(channel.id, message.type, message.data))
         self.flush()
+
+    def _tap(self, events: list[openmux.Event]) -> list[openmux.Event]:
+        """The session's event tap: graphical channels' events are ours."""
+        rest: list[openmux.Event] = []
+        for event in events:
+            if self._ours(event):
+                self._feed(event)
+            else:
+                rest.append(event)
+                if isinstance(event, ConnectionTerminated):
+                    self._feed(event)
+        return rest
 
     def _ours(self, event: openmux.Event) -> bool:
         if type(event) is MessageReceived:
@@ -338,7 +329,7 @@ class GraphicalService:
 
     def flush(self) -> None:
         if not self.closed or self.session.is_open:
-            self.session._flush()
+            self.session.flush()
 
     def call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """A GraphicalServer call from a task (not the tap): the session may be gone."""
@@ -453,7 +444,7 @@ class GraphicalService:
             _limit_unsent(session)
         while True:
             if session.writing_paused:
-                await session._wait_writable()
+                await session.wait_writable()
             if not session.is_open:
                 raise ScreenClosed("the connection is closed")
             if not session.write_buffer_size():
