@@ -463,17 +463,38 @@ async def test_chat_both_ways(vroomd: Vroomd, pages: str) -> None:
         await peer.close()
 
 
+async def _move_until_cursor(peer: Peer, x: int, y: int, kind: str) -> CursorReceived:
+    """Move to (x, y) until a CURSOR of `kind` there arrives.
+
+    The agent reports the cursor under the newest pointer position it has
+    processed; on a loaded machine a move can land while the test page is
+    still laying out, so the move is repeated (with a 1-pixel jiggle, which
+    the server does not coalesce away) rather than relying on one report.
+    """
+    for attempt in range(20):
+        start = len(peer.events)
+        if attempt:
+            peer.do(peer.client.mouse_move, x + 1, y)
+        peer.do(peer.client.mouse_move, x, y)
+        try:
+            return await peer.wait_for(
+                CursorReceived,
+                lambda e: e.cursor.type == kind and (e.cursor.x, e.cursor.y) == (x, y),
+                start=start,
+                timeout=1.0,
+            )
+        except TimeoutError:
+            continue
+    raise AssertionError(f"no {kind!r} cursor reported at ({x}, {y})")
+
+
 async def test_cursor_follows_the_page(vroomd: Vroomd, pages: str) -> None:
     peer = await interact(vroomd, pages)
     try:
-        start = len(peer.events)
-        peer.do(peer.client.mouse_move, 300, 135)
-        cursor = await peer.wait_for(CursorReceived, lambda e: e.cursor.type == "text", start=start)
+        cursor = await _move_until_cursor(peer, 300, 135, "text")
         assert (cursor.cursor.x, cursor.cursor.y) == (300, 135)
-        peer.do(peer.client.mouse_move, 50, 300)
-        await peer.wait_for(CursorReceived, lambda e: e.cursor.type == "crosshair", start=start)
-        peer.do(peer.client.mouse_move, 40, 225)
-        await peer.wait_for(CursorReceived, lambda e: e.cursor.type == "pointer", start=start)
+        await _move_until_cursor(peer, 50, 300, "crosshair")
+        await _move_until_cursor(peer, 40, 225, "pointer")
     finally:
         await peer.close()
 
