@@ -145,6 +145,21 @@ def _install_ice_hook() -> None:
     aioice.ice.get_host_addresses = get_host_addresses
 
 
+CONSENT_FAILURES = 30
+"""Consecutive failed ICE consent checks before aioice drops the connection.
+
+aioice checks consent (RFC 7675) every ~5 s with a single, never retransmitted
+STUN request, and gives up after 6 misses in a row: 30 s during which the
+event loop was too busy to read an answer in time (bulk SCTP in pure Python on
+a loaded 2-core machine does it) kills a healthy connection. Liveness is
+OpenMux's job here (pingTimeout, answered in-band), so consent only has to
+catch a peer that is really gone: 30 misses, ~150 s. aioice reads the module
+constant at check time; raising it is process-wide and only ever loosens it.
+"""
+if getattr(aioice.ice, "CONSENT_FAILURES", CONSENT_FAILURES) < CONSENT_FAILURES:
+    aioice.ice.CONSENT_FAILURES = CONSENT_FAILURES
+
+
 @contextlib.contextmanager
 def ice_hosts(addresses: Sequence[str] | None) -> Iterator[None]:
     """Gather host candidates only on `addresses` inside this block (None: aioice's default).
