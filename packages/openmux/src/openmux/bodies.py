@@ -145,11 +145,13 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
-def loads_json(data: bytes, max_depth: int, *, count_empty: bool = True) -> Any:
+def loads_json(data: bytes, max_depth: int | None, *, count_empty: bool = True) -> Any:
     """Strict `json.loads`: UTF-8, no NaN/Infinity, at most `max_depth` nested containers.
 
     `count_empty` has the meaning it has for `scan_cbor`, so a package gets
-    the same depth rule whichever encoding its peer chose.
+    the same depth rule whichever encoding its peer chose. `max_depth=None`
+    leaves only the interpreter's recursion limit (turned into `BodyError`),
+    which is what the OpenMux core relies on for channel-0 JSON.
     """
     try:
         text = data.decode("utf-8")
@@ -161,7 +163,8 @@ def loads_json(data: bytes, max_depth: int, *, count_empty: bool = True) -> Any:
         raise BodyError("JSON nests too deeply") from None
     except ValueError as exc:  # JSONDecodeError, NaN/Infinity, over-long integers
         raise BodyError(f"invalid JSON: {exc}") from None
-    _check_depth(value, max_depth, count_empty)
+    if max_depth is not None:
+        _check_depth(value, max_depth, count_empty)
     return value
 
 

@@ -25,6 +25,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, Literal, TypeGuard
 
 from ._types import Buffer
+from .bodies import BodyError, loads_json
 from .channels import Channel, ChannelSpec
 from .codes import (
     CONTROL_CHANNEL,
@@ -179,19 +180,16 @@ def _version_str(v: tuple[int, int, int]) -> str:
     return ".".join(str(x) for x in v)
 
 
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
-
-
 def _decode_json(payload: bytes) -> dict[str, Any] | None:
     """A control payload as a JSON object, or None.
 
     Strict UTF-8 (json.loads would sniff UTF-16/32), no NaN/Infinity, and a
-    hostile nesting depth is a malformed message rather than a RecursionError.
+    hostile nesting depth is a malformed message rather than a RecursionError:
+    the rules of `bodies.loads_json`, which the protocol packages use too.
     """
     try:
-        body = json.loads(payload.decode("utf-8"), parse_constant=_reject_constant)
-    except (ValueError, RecursionError):
+        body = loads_json(payload, None)
+    except BodyError:
         return None
     return body if isinstance(body, dict) else None
 
