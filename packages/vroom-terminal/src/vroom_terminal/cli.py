@@ -89,7 +89,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--cacert", metavar="PEM", help="trust this certificate (tls://, wss://, quic://)"
     )
     term.add_argument(
-        "--timeout", type=float, default=10.0, metavar="SECONDS", help="connect timeout"
+        "--connect-timeout",
+        "--timeout",
+        dest="timeout",
+        type=float,
+        default=10.0,
+        metavar="SECONDS",
+        help="give up if no session (connection and handshake) within SECONDS (default 10)",
     )
     return parser
 
@@ -351,7 +357,9 @@ class TermClient:
                 raise Failure(f"{self.url}: authentication refused") from None
             raise Failure(f"cannot connect to {self.url}: {exc}") from None
         except TimeoutError:
-            raise Failure(f"cannot connect to {self.url}: timed out") from None
+            raise Failure(
+                f"cannot connect to {self.url}: no answer within {self.timeout:g} s"
+            ) from None
         except ssl.SSLCertVerificationError as exc:
             raise Failure(
                 f"cannot connect to {self.url}: certificate not trusted "
@@ -629,6 +637,8 @@ def _term(args: argparse.Namespace) -> int:
     import signal
 
     url, _user = parse_dest(args.dest)
+    if not args.timeout > 0:
+        raise Failure("--connect-timeout must be a number of seconds > 0")
     command = list(args.remote)
     if command and command[0] == "--":
         command = command[1:]

@@ -13,7 +13,6 @@ The URL scheme picks the transport module, imported only when used so that
 
 from __future__ import annotations
 
-import asyncio
 import importlib
 from collections.abc import Sequence
 from typing import Any
@@ -23,6 +22,7 @@ from .errors import (
     ChannelClosedError,
     ChannelRejectedError,
     HandshakeError,
+    HandshakeTimeoutError,
     SessionClosedError,
     TransportError,
 )
@@ -36,6 +36,7 @@ from .session import (
     Message,
     Options,
     Session,
+    handshake_deadline,
 )
 from .static import static_path
 from .stdio import connect_stdio, serve_stdio
@@ -69,14 +70,16 @@ async def connect(url: str, **kwargs: Any) -> Session:
 
     Keywords: see `Options` (channels, token, ssl, timeout, ping_interval, ...);
     others are transport-specific. Raises `HandshakeError` (with the close
-    code, e.g. 4000) or `TransportError`/`OSError`; `TimeoutError` after `timeout`.
+    code, e.g. 4000) or `TransportError`/`OSError`; `HandshakeTimeoutError`
+    (a `TransportError` and a `TimeoutError`) when no WELCOME came within
+    `timeout` seconds (default 10), transport set-up included.
     """
     options = Options.from_kwargs(**kwargs)
     module = _module(url)
     if getattr(module, "MANAGES_TIMEOUT", False):
         session: Session = await module.connect(url, options)
         return session
-    async with asyncio.timeout(options.timeout):
+    async with handshake_deadline(options.timeout, url):
         session = await module.connect(url, options)
     return session
 
@@ -134,6 +137,7 @@ __all__ = [
     "FrameSplitter",
     "Handler",
     "HandshakeError",
+    "HandshakeTimeoutError",
     "Listener",
     "Message",
     "Options",

@@ -41,3 +41,9 @@ class TransportError(OpenMuxError):
     """The transport could not be opened (refused, TLS failure, HTTP 401, timeout)."""
 
     code = CloseCode.GOING_AWAY
+
+
+class HandshakeTimeoutError(TransportError, TimeoutError):
+    """No session within `connect(timeout=...)`: a server that accepts the socket
+    (or the WebSocket upgrade) and never sends WELCOME must not hang a client.
+    Also a `TimeoutError`, what `connect()` raised before it had a message."""

@@ -69,7 +69,9 @@ async def connect(url: str, options: Options) -> Session:
             if exc.code == CloseCode.AUTH_FAILED:
                 raise
             errors.append(f"{candidate}: {exc}")
-        except (OSError, TimeoutError, TransportError, ValueError) as exc:
+        except TimeoutError:
+            errors.append(f"{candidate}: timed out after {per_attempt:g} s")
+        except (OSError, TransportError, ValueError) as exc:
             errors.append(f"{candidate}: {exc!r}")
         else:
             session.transport_info["url"] = candidate

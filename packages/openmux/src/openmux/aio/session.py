@@ -78,6 +78,7 @@ not the asyncio layer's pass (the keystroke path).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hmac
 import inspect
 import logging
@@ -111,6 +112,7 @@ from .errors import (
     ChannelClosedError,
     ChannelRejectedError,
     HandshakeError,
+    HandshakeTimeoutError,
     SessionClosedError,
 )
 
@@ -854,6 +856,26 @@ async def serve_session(session: Session, handler: Handler) -> None:
     await session.close()
 
 
+@contextlib.asynccontextmanager
+async def handshake_deadline(timeout: float, peer: str) -> AsyncIterator[None]:
+    """Client side: bound transport set-up and HELLO/WELCOME by `timeout`.
+
+    The core has no WELCOME timer (a client waits as long as its caller
+    does), so a server that accepts and stays silent is cut here. Any
+    `TimeoutError` inside (asyncio's, websockets' `open_timeout`, a kernel
+    ETIMEDOUT) becomes one `HandshakeTimeoutError` naming the peer.
+    """
+    try:
+        async with asyncio.timeout(timeout):
+            yield
+    except HandshakeTimeoutError:
+        raise
+    except TimeoutError as exc:
+        raise HandshakeTimeoutError(
+            f"no OpenMux session with {peer} within {timeout:g} s (handshake timeout)"
+        ) from exc
+
+
 class FrameSplitter:
     """Splits one byte stream into whole frames, for message-mode sessions fed
     from several streams (QUIC: one splitter per stream). The declared length
@@ -905,5 +927,6 @@ __all__ = [
     "Message",
     "Options",
     "Session",
+    "handshake_deadline",
     "serve_session",
 ]

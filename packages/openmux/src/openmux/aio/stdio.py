@@ -24,7 +24,7 @@ from typing import Any, cast
 from ._stream import StreamProtocol
 from .errors import TransportError
 from .server import Server
-from .session import Handler, Options, Session, serve_session
+from .session import Handler, Options, Session, handshake_deadline, serve_session
 
 logger = logging.getLogger("openmux")
 
@@ -138,7 +138,7 @@ class _ChildProcessProtocol(asyncio.SubprocessProtocol):
 async def connect_stdio(argv: Sequence[str], **kwargs: Any) -> Session:
     """Spawn `argv` and speak OpenMux with it over its stdin/stdout."""
     options = Options.from_kwargs(**kwargs)
-    async with asyncio.timeout(options.timeout):
+    async with handshake_deadline(options.timeout, f"child {argv[0]!r}"):
         return await _spawn(list(argv), options)
 
 

@@ -76,6 +76,12 @@ async def listen(url: str, server: Server) -> TCPListener:
         return StreamProtocol(session, on_made=server.start_session)
 
     aserver = await asyncio.get_running_loop().create_server(
-        factory, host, port, ssl=ssl_context, reuse_address=True
+        factory,
+        host,
+        port,
+        ssl=ssl_context,
+        reuse_address=True,
+        # the core's HELLO timer starts once TLS is up: bound TLS itself too
+        ssl_handshake_timeout=options.hello_timeout if ssl_context else None,
     )
     return TCPListener(aserver, parts.scheme)

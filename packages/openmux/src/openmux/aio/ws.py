@@ -450,7 +450,7 @@ async def listen(
         return _Front(
             lambda: ServerConnection(protocol, ws_server, **kwargs),
             lambda: _http.stream_protocol(on_http),
-            _http.READ_TIMEOUT,
+            min(_http.READ_TIMEOUT, options.hello_timeout),
         )
 
     wserver = await ws_serve(
@@ -460,6 +460,9 @@ async def listen(
         ssl=ssl,
         process_request=process_request,
         create_connection=create_connection,  # type: ignore[arg-type]  # a factory is fine
+        # a client that stalls before HELLO is dropped at every stage: the first
+        # bytes (_Front), the upgrade (here, TLS included), HELLO (the core)
+        open_timeout=options.hello_timeout,
         **_ws_limits(options),
     )
     return WebSocketListener(wserver, parts.scheme, path, signaling)
