@@ -4,101 +4,110 @@ over OpenMux, and the `vroom term` CLI.
 The protocol part does no I/O: `TerminalServer` / `TerminalClient` consume an
 `openmux.Connection`'s events and call its send methods, as HTTP/3 does over
 QUIC in aioquic. See docs/protocol/terminal.md for the wire as built.
+
+Names are imported on first use (PEP 562): `vroom term` starts by importing
+`vroom_terminal.cli`, and a client has no use for the server's state machine.
 """
 
-from .capabilities import (
-    DEFAULT_WINDOW,
-    PROTOCOL_VERSION,
-    AuthInfo,
-    CapabilityOffer,
-    CapabilitySelect,
-    ExtensionsOffer,
-    ExtensionsSelect,
-    KittyKeyboardOffer,
-    KittyOffer,
-    KittySelect,
-    ServerCapabilities,
-    TerminalInfo,
-    resolve,
-)
-from .channels import (
-    CONTROL,
-    PTY,
-    Role,
-    channel_policy,
-    control_name,
-    control_spec,
-    parse_name,
-    pty_name,
-    pty_spec,
-    session_key,
-)
-from .client import TerminalClient
-from .codec import Encoding, MessageType, decode_tlv, encode_tlv
-from .errors import (
-    AuthenticationFailed,
-    DecodeError,
-    ErrorCode,
-    HandshakeError,
-    LocalProtocolError,
-    MessageTooLarge,
-    ProtocolError,
-    TerminalError,
-    UnknownMessage,
-    WrongState,
-)
-from .events import (
-    AuthResult,
-    EnvSet,
-    ErrorReceived,
-    ErrorSent,
-    ExecRequested,
-    ExitStatusReceived,
-    HelloCompleted,
-    InputClosed,
-    Negotiated,
-    PtyGranted,
-    PtyInput,
-    PtyOutput,
-    PtyReady,
-    PtyRefused,
-    PtyRequested,
-    SessionActive,
-    SessionClosed,
-    SessionOpened,
-    ShellRequested,
-    SignalRequested,
-    TerminalEvent,
-    WindowAcked,
-    WindowResized,
-)
-from .flow import DEFAULT_ACK_EVERY, AckWindow, SendWindow
-from .limits import DEFAULT_LIMITS, Limits
-from .messages import (
-    AuthRequest,
-    AuthResponse,
-    CapabilityOfferMessage,
-    CapabilitySelectMessage,
-    ClientHello,
-    Error,
-    ExecRequest,
-    ExitStatus,
-    Message,
-    PtyRequest,
-    PtyResponse,
-    ServerHello,
-    SetEnv,
-    ShellRequest,
-    Signal,
-    WindowResize,
-    decode_message,
-    encode_message,
-)
-from .ptywire import PtyType, decode_window_ack, encode_window_ack
-from .server import DEFAULT_ENV_ALLOW, Authenticator, TerminalServer, env_allowed
-from .session import Session
-from .signals import SIGNAL_NAMES, SIGNAL_NUMBERS, signal_name, signal_number
-from .states import State
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .capabilities import (
+        DEFAULT_WINDOW,
+        PROTOCOL_VERSION,
+        AuthInfo,
+        CapabilityOffer,
+        CapabilitySelect,
+        ExtensionsOffer,
+        ExtensionsSelect,
+        KittyKeyboardOffer,
+        KittyOffer,
+        KittySelect,
+        ServerCapabilities,
+        TerminalInfo,
+        resolve,
+    )
+    from .channels import (
+        CONTROL,
+        PTY,
+        Role,
+        channel_policy,
+        control_name,
+        control_spec,
+        parse_name,
+        pty_name,
+        pty_spec,
+        session_key,
+    )
+    from .client import TerminalClient
+    from .codec import Encoding, MessageType, decode_tlv, encode_tlv
+    from .errors import (
+        AuthenticationFailed,
+        DecodeError,
+        ErrorCode,
+        HandshakeError,
+        LocalProtocolError,
+        MessageTooLarge,
+        ProtocolError,
+        TerminalError,
+        UnknownMessage,
+        WrongState,
+    )
+    from .events import (
+        AuthResult,
+        EnvSet,
+        ErrorReceived,
+        ErrorSent,
+        ExecRequested,
+        ExitStatusReceived,
+        HelloCompleted,
+        InputClosed,
+        Negotiated,
+        PtyGranted,
+        PtyInput,
+        PtyOutput,
+        PtyReady,
+        PtyRefused,
+        PtyRequested,
+        SessionActive,
+        SessionClosed,
+        SessionOpened,
+        ShellRequested,
+        SignalRequested,
+        TerminalEvent,
+        WindowAcked,
+        WindowResized,
+    )
+    from .flow import DEFAULT_ACK_EVERY, AckWindow, SendWindow
+    from .limits import DEFAULT_LIMITS, Limits
+    from .messages import (
+        AuthRequest,
+        AuthResponse,
+        CapabilityOfferMessage,
+        CapabilitySelectMessage,
+        ClientHello,
+        Error,
+        ExecRequest,
+        ExitStatus,
+        Message,
+        PtyRequest,
+        PtyResponse,
+        ServerHello,
+        SetEnv,
+        ShellRequest,
+        Signal,
+        WindowResize,
+        decode_message,
+        encode_message,
+    )
+    from .ptywire import PtyType, decode_window_ack, encode_window_ack
+    from .server import DEFAULT_ENV_ALLOW, Authenticator, TerminalServer, env_allowed
+    from .session import Session
+    from .signals import SIGNAL_NAMES, SIGNAL_NUMBERS, signal_name, signal_number
+    from .states import State
 
 __version__ = "0.1.0"
 
@@ -201,3 +210,117 @@ __all__ = [
     "signal_name",
     "signal_number",
 ]
+
+_WHERE: dict[str, str] = {
+    "DEFAULT_WINDOW": "capabilities",
+    "PROTOCOL_VERSION": "capabilities",
+    "AuthInfo": "capabilities",
+    "CapabilityOffer": "capabilities",
+    "CapabilitySelect": "capabilities",
+    "ExtensionsOffer": "capabilities",
+    "ExtensionsSelect": "capabilities",
+    "KittyKeyboardOffer": "capabilities",
+    "KittyOffer": "capabilities",
+    "KittySelect": "capabilities",
+    "ServerCapabilities": "capabilities",
+    "TerminalInfo": "capabilities",
+    "resolve": "capabilities",
+    "CONTROL": "channels",
+    "PTY": "channels",
+    "Role": "channels",
+    "channel_policy": "channels",
+    "control_name": "channels",
+    "control_spec": "channels",
+    "parse_name": "channels",
+    "pty_name": "channels",
+    "pty_spec": "channels",
+    "session_key": "channels",
+    "TerminalClient": "client",
+    "Encoding": "codec",
+    "MessageType": "codec",
+    "decode_tlv": "codec",
+    "encode_tlv": "codec",
+    "AuthenticationFailed": "errors",
+    "DecodeError": "errors",
+    "ErrorCode": "errors",
+    "HandshakeError": "errors",
+    "LocalProtocolError": "errors",
+    "MessageTooLarge": "errors",
+    "ProtocolError": "errors",
+    "TerminalError": "errors",
+    "UnknownMessage": "errors",
+    "WrongState": "errors",
+    "AuthResult": "events",
+    "EnvSet": "events",
+    "ErrorReceived": "events",
+    "ErrorSent": "events",
+    "ExecRequested": "events",
+    "ExitStatusReceived": "events",
+    "HelloCompleted": "events",
+    "InputClosed": "events",
+    "Negotiated": "events",
+    "PtyGranted": "events",
+    "PtyInput": "events",
+    "PtyOutput": "events",
+    "PtyReady": "events",
+    "PtyRefused": "events",
+    "PtyRequested": "events",
+    "SessionActive": "events",
+    "SessionClosed": "events",
+    "SessionOpened": "events",
+    "ShellRequested": "events",
+    "SignalRequested": "events",
+    "TerminalEvent": "events",
+    "WindowAcked": "events",
+    "WindowResized": "events",
+    "DEFAULT_ACK_EVERY": "flow",
+    "AckWindow": "flow",
+    "SendWindow": "flow",
+    "DEFAULT_LIMITS": "limits",
+    "Limits": "limits",
+    "AuthRequest": "messages",
+    "AuthResponse": "messages",
+    "CapabilityOfferMessage": "messages",
+    "CapabilitySelectMessage": "messages",
+    "ClientHello": "messages",
+    "Error": "messages",
+    "ExecRequest": "messages",
+    "ExitStatus": "messages",
+    "Message": "messages",
+    "PtyRequest": "messages",
+    "PtyResponse": "messages",
+    "ServerHello": "messages",
+    "SetEnv": "messages",
+    "ShellRequest": "messages",
+    "Signal": "messages",
+    "WindowResize": "messages",
+    "decode_message": "messages",
+    "encode_message": "messages",
+    "PtyType": "ptywire",
+    "decode_window_ack": "ptywire",
+    "encode_window_ack": "ptywire",
+    "DEFAULT_ENV_ALLOW": "server",
+    "Authenticator": "server",
+    "TerminalServer": "server",
+    "env_allowed": "server",
+    "Session": "session",
+    "SIGNAL_NAMES": "signals",
+    "SIGNAL_NUMBERS": "signals",
+    "signal_name": "signals",
+    "signal_number": "signals",
+    "State": "states",
+}
+"""Public name -> submodule defining it."""
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
