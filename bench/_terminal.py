@@ -301,17 +301,15 @@ class CountingClient:
         from vroom_terminal.capabilities import CapabilityOffer
 
         client = TerminalClient(session.connection, offer=CapabilityOffer())
-        original = session._process
-
         processing = [False]
 
-        def process(events: list[object]) -> None:
+        def tap(events: list[object]) -> list[object]:
             processing[0] = True  # flushed by the asyncio layer after it registered channels
             for event in events:
                 for result in client.handle_event(event):  # type: ignore[arg-type]
                     on(result)
             processing[0] = False
-            original([e for e in events if type(e) is not MessageReceived])
+            return [e for e in events if type(e) is not MessageReceived]
 
         def on(event: object) -> None:
             if type(event) is ev.PtyOutput:
@@ -334,11 +332,11 @@ class CountingClient:
             elif isinstance(event, ev.ExitStatusReceived | ev.SessionClosed) and not done.done():
                 done.set_result(time.perf_counter())
             if not processing[0]:
-                session._flush()
+                session.flush()
 
-        session._process = process  # type: ignore[method-assign]
+        session.add_event_tap(tap)  # type: ignore[arg-type]
         client.open_session()
-        session._flush()
+        session.flush()
         end = await done
         await session.close()
         return self.total, self.first, end

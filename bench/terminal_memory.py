@@ -29,7 +29,6 @@ async def open_sessions(url: str, token: str, count: int) -> tuple[object, int]:
     session = await openmux.aio.connect(url, timeout=30)
     client = TerminalClient(session.connection, offer=CapabilityOffer())
     ready: set[str] = set()
-    original = session._process
     loop = asyncio.get_running_loop()
     done: asyncio.Future[None] = loop.create_future()
     processing = [False]
@@ -52,18 +51,18 @@ async def open_sessions(url: str, token: str, count: int) -> tuple[object, int]:
         elif isinstance(event, ev.PtyRefused | ev.SessionClosed) and not done.done():
             done.set_exception(RuntimeError(f"session {key}: {event}"))
 
-    def process(events: list[object]) -> None:
+    def tap(events: list[object]) -> list[object]:
         processing[0] = True
         for event in events:
             for result in client.handle_event(event):  # type: ignore[arg-type]
                 on(result)
         processing[0] = False
-        original([e for e in events if type(e) is not MessageReceived])
+        return [e for e in events if type(e) is not MessageReceived]
 
-    session._process = process  # type: ignore[method-assign]
+    session.add_event_tap(tap)  # type: ignore[arg-type]
     for number in range(1, count + 1):
         client.open_session("" if number == 1 else f"#{number}")
-    session._flush()
+    session.flush()
     await asyncio.wait_for(done, 300)
     return session, len(ready)
 

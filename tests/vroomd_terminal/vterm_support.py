@@ -125,22 +125,21 @@ class ApiClient:
         self.sessions: dict[str, ApiSession] = {}
         self.token: str | None = None
         self.plans: dict[str, dict[str, object]] = {}
-        original = session._process  # type: ignore[attr-defined]
 
         from openmux import MessageReceived
 
-        def process(events: list[object]) -> None:
-            self._processing = True  # the asyncio layer flushes below, after
-            try:  # registering channels with the transport (QUIC streams)
+        def tap(events: list[object]) -> list[object]:
+            self._processing = True  # the asyncio layer flushes after the tap,
+            try:  # once it registered channels with the transport (QUIC streams)
                 for event in events:
                     for result in self.client.handle_event(event):  # type: ignore[arg-type]
                         self._on(result)
             finally:
                 self._processing = False
             # the rest (pongs, the end of the connection) to the asyncio layer
-            original([e for e in events if type(e) is not MessageReceived])
+            return [e for e in events if type(e) is not MessageReceived]
 
-        session._process = process  # type: ignore[attr-defined]
+        session.add_event_tap(tap)  # type: ignore[attr-defined]
 
     @classmethod
     async def connect(cls, url: str, token: str | None, **kw: object) -> ApiClient:
@@ -155,7 +154,7 @@ class ApiClient:
 
     def flush(self) -> None:
         if not self._processing:
-            self.session._flush()  # type: ignore[attr-defined]
+            self.session.flush()  # type: ignore[attr-defined]
 
     def open(
         self,
