@@ -8,6 +8,7 @@ from .codes import MAGIC, VERSION, CloseCode, ControlType, Flags
 from .config import DEFER, Config
 from .connection import Connection, State
 from .errors import (
+    CodedError,
     ConnectionClosedError,
     FrameError,
     LocalProtocolError,
@@ -44,6 +45,7 @@ __all__ = [
     "ChannelRequested",
     "ChannelSpec",
     "CloseCode",
+    "CodedError",
     "Config",
     "Connection",
     "ConnectionClosedError",

@@ -12,10 +12,16 @@ from __future__ import annotations
 from .codes import CloseCode
 
 
-class OpenMuxError(Exception):
-    """Base class. `code` is the OpenMux code that goes on the wire."""
+class CodedError(Exception):
+    """An error that carries the code that goes on the wire, and its reason.
 
-    code: int = CloseCode.PROTOCOL_ERROR
+    The shared root of each protocol's own tree (`OpenMuxError` here,
+    `vroom_terminal.TerminalError`, `vroom_graphical.GraphicalError`); the
+    trees stay apart (catching one never catches another's). Each base sets
+    its default `code`; an instance may override it.
+    """
+
+    code: int
 
     def __init__(self, message: str, code: int | None = None) -> None:
         super().__init__(message)
@@ -25,6 +31,12 @@ class OpenMuxError(Exception):
     @property
     def reason(self) -> str:
         return str(self.args[0]) if self.args else ""
+
+
+class OpenMuxError(CodedError):
+    """Base class. `code` is the OpenMux code that goes on the wire."""
+
+    code = CloseCode.PROTOCOL_ERROR
 
 
 class ProtocolError(OpenMuxError):

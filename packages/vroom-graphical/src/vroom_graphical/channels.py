@@ -11,16 +11,14 @@ this package is the suffix itself: `""` for the first session, `"#2"` after.
 from __future__ import annotations
 
 import enum
-import re
 
 from openmux import DEFER, ChannelSpec
+from openmux.suffixes import check_session, split_session
 
 CONTROL = "vroom.graphical.control"
 POINTER = "pointer"
 BUTTON = "button"
 VIDEO = "video"
-
-_SUFFIX = re.compile(r"#[1-9][0-9]{0,5}")
 
 
 class Role(enum.Enum):
@@ -33,29 +31,17 @@ class Role(enum.Enum):
 _BY_BASE = {role.value: role for role in Role}
 
 
-def check_session(session: str) -> str:
-    """Validate a session key (`""` or `"#N"`) given by the application."""
-    if session and not _SUFFIX.fullmatch(session):
-        raise ValueError(f"session must be '' or '#N' (N >= 1), not {session!r}")
-    return session
-
-
 def channel_name(role: Role, session: str = "") -> str:
     return role.value + check_session(session)
 
 
 def parse_name(name: str) -> tuple[Role, str] | None:
     """(role, session) for one of our channel names, None for anyone else's."""
-    base, sep, number = name.partition("#")
-    role = _BY_BASE.get(base)
-    if role is None:
+    split = split_session(name)
+    if split is None:
         return None
-    if not sep:
-        return role, ""
-    suffix = sep + number
-    if not _SUFFIX.fullmatch(suffix):
-        return None
-    return role, suffix
+    role = _BY_BASE.get(split[0])
+    return None if role is None else (role, split[1])
 
 
 def control_spec(session: str = "") -> ChannelSpec:

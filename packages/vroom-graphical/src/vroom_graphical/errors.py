@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from enum import IntEnum
 
+from openmux.errors import CodedError
+
 
 class ErrorCode(IntEnum):
     BAD_MESSAGE = 400
@@ -39,19 +41,10 @@ class ErrorCode(IntEnum):
     """OpenMux CHANNEL_REJECT code for pointer/button outside interact."""
 
 
-class GraphicalError(Exception):
+class GraphicalError(CodedError):
     """Base class. `code` is the code that goes on the wire."""
 
-    code: int = ErrorCode.BAD_MESSAGE
-
-    def __init__(self, message: str, code: int | None = None) -> None:
-        super().__init__(message)
-        if code is not None:
-            self.code = code
-
-    @property
-    def reason(self) -> str:
-        return str(self.args[0]) if self.args else ""
+    code = ErrorCode.BAD_MESSAGE
 
 
 class ProtocolError(GraphicalError):

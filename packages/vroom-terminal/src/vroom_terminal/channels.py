@@ -11,14 +11,12 @@ first session, `"#2"` after (the same convention as vroom_graphical).
 from __future__ import annotations
 
 import enum
-import re
 
 from openmux import DEFER, ChannelSpec
+from openmux.suffixes import check_session, split_session
 
 CONTROL = "vroom.terminal.control"
 PTY = "vroom.terminal.pty"
-
-_SUFFIX = re.compile(r"#[1-9][0-9]{0,5}")
 
 
 class Role(enum.Enum):
@@ -27,13 +25,6 @@ class Role(enum.Enum):
 
 
 _BY_BASE = {role.value: role for role in Role}
-
-
-def check_session(session: str) -> str:
-    """Validate a session key (`""` or `"#N"`, N >= 1 without leading zeros)."""
-    if session and not _SUFFIX.fullmatch(session):
-        raise ValueError(f"session must be '' or '#N' (N >= 1), not {session!r}")
-    return session
 
 
 def session_key(number: int) -> str:
@@ -57,16 +48,11 @@ def pty_name(session: str = "") -> str:
 
 def parse_name(name: str) -> tuple[Role, str] | None:
     """(role, session) for one of our channel names, None for anyone else's."""
-    base, sep, number = name.partition("#")
-    role = _BY_BASE.get(base)
-    if role is None:
+    split = split_session(name)
+    if split is None:
         return None
-    if not sep:
-        return role, ""
-    suffix = sep + number
-    if not _SUFFIX.fullmatch(suffix):
-        return None
-    return role, suffix
+    role = _BY_BASE.get(split[0])
+    return None if role is None else (role, split[1])
 
 
 def control_spec(session: str = "") -> ChannelSpec:

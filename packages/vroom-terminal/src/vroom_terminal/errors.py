@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from enum import IntEnum
 
+from openmux.errors import CodedError
+
 
 class ErrorCode(IntEnum):
     BAD_MESSAGE = 400
@@ -38,19 +40,10 @@ class ErrorCode(IntEnum):
     """A resource is not available (PTY allocation, session limit)."""
 
 
-class TerminalError(Exception):
+class TerminalError(CodedError):
     """Base class. `code` is the House ERROR code that goes on the wire."""
 
-    code: int = ErrorCode.BAD_MESSAGE
-
-    def __init__(self, message: str, code: int | None = None) -> None:
-        super().__init__(message)
-        if code is not None:
-            self.code = code
-
-    @property
-    def reason(self) -> str:
-        return str(self.args[0]) if self.args else ""
+    code = ErrorCode.BAD_MESSAGE
 
 
 class ProtocolError(TerminalError):
