@@ -6,9 +6,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from ._record import Record
 
-@dataclass(frozen=True, slots=True)
-class ChannelSpec:
+
+@dataclass(frozen=True, slots=True, repr=False, eq=False)
+class ChannelSpec(Record):
     """A channel as requested (in HELLO or OPEN_CHANNEL)."""
 
     name: str
@@ -38,8 +40,8 @@ class ChannelSpec:
         return obj
 
 
-@dataclass(frozen=True, slots=True)
-class Channel:
+@dataclass(frozen=True, slots=True, repr=False, eq=False)
+class Channel(Record):
     """An open channel: its id and the properties both sides agreed on."""
 
     id: int

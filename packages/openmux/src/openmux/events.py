@@ -9,16 +9,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from ._record import Record
 from .channels import Channel, ChannelSpec
 
 
-class Event:
+class Event(Record):
     """Base class of every event."""
 
     __slots__ = ()
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, repr=False, eq=False)
 class HandshakeCompleted(Event):
     """HELLO/WELCOME done; `channels` are those granted in WELCOME."""
 
@@ -33,7 +34,7 @@ class HandshakeCompleted(Event):
     hello: Mapping[str, Any] | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, repr=False, eq=False)
 class ChannelOpened(Event):
     """A channel is open (granted in the handshake, or acknowledged later)."""
 
@@ -42,7 +43,7 @@ class ChannelOpened(Event):
     locally_initiated: bool = True
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, repr=False, eq=False)
 class ChannelRequested(Event):
     """The peer asked for a channel and the policy deferred the answer.
 
@@ -53,7 +54,7 @@ class ChannelRequested(Event):
     spec: ChannelSpec
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, repr=False, eq=False)
 class ChannelRejected(Event):
     """A channel we asked for was refused."""
 
@@ -63,14 +64,14 @@ class ChannelRejected(Event):
     reason: str = ""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, repr=False, eq=False)
 class ChannelClosed(Event):
     channel: Channel
     reason: str = ""
     by_peer: bool = True
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, repr=False, eq=False)
 class MessageReceived(Event):
     """A complete application message (reassembled if it was fragmented)."""
 
@@ -79,14 +80,14 @@ class MessageReceived(Event):
     data: bytes
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, repr=False, eq=False)
 class PongReceived(Event):
     """Answer to our PING; `rtt` in seconds."""
 
     rtt: float
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, repr=False, eq=False)
 class ErrorReceived(Event):
     """The peer sent ERROR (informational, not fatal)."""
 
@@ -95,7 +96,7 @@ class ErrorReceived(Event):
     reason: str = ""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, repr=False, eq=False)
 class ExtensionMessage(Event):
     """A negotiated extension message on channel 0 (types 0x30-0x37)."""
 
@@ -103,7 +104,7 @@ class ExtensionMessage(Event):
     body: Mapping[str, Any]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, repr=False, eq=False)
 class ConnectionTerminated(Event):
     """The connection is over: close the transport after sending `data_to_send()`.
 

@@ -20,6 +20,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from openmux._record import Record
+
 from .errors import DecodeError, ErrorCode
 from .schema import (
     as_map,
@@ -62,8 +64,8 @@ def _intersect(client: Iterable[str], server: Iterable[str]) -> tuple[str, ...]:
 # ----------------------------------------------------------------- shared
 
 
-@dataclass(frozen=True, slots=True)
-class TerminalInfo:
+@dataclass(frozen=True, slots=True, repr=False, eq=False)
+class TerminalInfo(Record):
     """The client's terminal, as it describes itself; SELECT echoes it."""
 
     name: str = ""
@@ -94,22 +96,22 @@ def _window(obj: Mapping[str, Any]) -> int | None:
 # ------------------------------------------------------------------ offer
 
 
-@dataclass(frozen=True, slots=True)
-class KittyKeyboardOffer:
+@dataclass(frozen=True, slots=True, repr=False, eq=False)
+class KittyKeyboardOffer(Record):
     supported_levels: tuple[int, ...] = ()
     preferred_level: int = 0
 
 
-@dataclass(frozen=True, slots=True)
-class KittyOffer:
+@dataclass(frozen=True, slots=True, repr=False, eq=False)
+class KittyOffer(Record):
     keyboard: KittyKeyboardOffer = field(default_factory=KittyKeyboardOffer)
     graphics: bool = False
     sixel: bool = False
     synchronized_output: bool = False
 
 
-@dataclass(frozen=True, slots=True)
-class ExtensionsOffer:
+@dataclass(frozen=True, slots=True, repr=False, eq=False)
+class ExtensionsOffer(Record):
     structured_keys: bool = False
     reconnect: bool = False
     zstd_compression: bool = False
@@ -117,8 +119,8 @@ class ExtensionsOffer:
     """The credit window offered in bytes; None = flow control not offered."""
 
 
-@dataclass(frozen=True, slots=True)
-class CapabilityOffer:
+@dataclass(frozen=True, slots=True, repr=False, eq=False)
+class CapabilityOffer(Record):
     protocol_version: int = PROTOCOL_VERSION
     terminal: TerminalInfo = field(default_factory=TerminalInfo)
     kitty: KittyOffer = field(default_factory=KittyOffer)
@@ -197,8 +199,8 @@ class CapabilityOffer:
 # ---------------------------------------------------------------- support
 
 
-@dataclass(frozen=True, slots=True)
-class ServerCapabilities:
+@dataclass(frozen=True, slots=True, repr=False, eq=False)
+class ServerCapabilities(Record):
     """What a server supports; `resolve()` intersects it with an OFFER.
 
     The defaults describe a byte-transparent server: Kitty keyboard and
@@ -228,14 +230,14 @@ class ServerCapabilities:
 # ----------------------------------------------------------------- select
 
 
-@dataclass(frozen=True, slots=True)
-class AuthInfo:
+@dataclass(frozen=True, slots=True, repr=False, eq=False)
+class AuthInfo(Record):
     required: bool
     methods: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
-class KittySelect:
+@dataclass(frozen=True, slots=True, repr=False, eq=False)
+class KittySelect(Record):
     keyboard_level: int = 0
     """The chosen Kitty keyboard level, 0 = off."""
     graphics: bool = False
@@ -243,8 +245,8 @@ class KittySelect:
     synchronized_output: bool = False
 
 
-@dataclass(frozen=True, slots=True)
-class ExtensionsSelect:
+@dataclass(frozen=True, slots=True, repr=False, eq=False)
+class ExtensionsSelect(Record):
     structured_keys: bool = False
     reconnect: bool = False
     zstd_compression: bool = False
@@ -252,8 +254,8 @@ class ExtensionsSelect:
     """The granted credit window in bytes; None = no flow control."""
 
 
-@dataclass(frozen=True, slots=True)
-class CapabilitySelect:
+@dataclass(frozen=True, slots=True, repr=False, eq=False)
+class CapabilitySelect(Record):
     auth: AuthInfo
     protocol_version: int = PROTOCOL_VERSION
     terminal: TerminalInfo = field(default_factory=TerminalInfo)

@@ -10,12 +10,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from openmux._record import Record
+
 from .capabilities import CapabilityOffer, CapabilitySelect
 from .codec import Encoding
 from .messages import PtyRequest, PtyResponse
 
 
-class TerminalEvent:
+class TerminalEvent(Record):
     """Base class of every event."""
 
     __slots__ = ()
@@ -24,7 +26,7 @@ class TerminalEvent:
 # ------------------------------------------------------------- both sides
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, repr=False, eq=False)
 class SessionOpened(TerminalEvent):
     """The control channel is open. A server over its session limit answers
     with `send_error(session, 503, ..., fatal=True)`."""
@@ -32,7 +34,7 @@ class SessionOpened(TerminalEvent):
     session: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, repr=False, eq=False)
 class HelloCompleted(TerminalEvent):
     """HELLOs exchanged; every later structured payload uses `encoding`.
     A client that has no preset offer calls `offer()` now."""
@@ -41,7 +43,7 @@ class HelloCompleted(TerminalEvent):
     encoding: Encoding
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, repr=False, eq=False)
 class Negotiated(TerminalEvent):
     """CAPABILITY_SELECT sent (server) or received (client)."""
 
@@ -50,7 +52,7 @@ class Negotiated(TerminalEvent):
     select: CapabilitySelect
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, repr=False, eq=False)
 class AuthResult(TerminalEvent):
     session: str
     ok: bool
@@ -59,7 +61,7 @@ class AuthResult(TerminalEvent):
     reason: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, repr=False, eq=False)
 class PtyReady(TerminalEvent):
     """The pty channel is open: data can flow."""
 
@@ -67,14 +69,14 @@ class PtyReady(TerminalEvent):
     channel_id: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, repr=False, eq=False)
 class SessionActive(TerminalEvent):
     """The program was requested and the pty channel is open (§3 SessionActive)."""
 
     session: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, repr=False, eq=False)
 class ErrorReceived(TerminalEvent):
     session: str
     code: int
@@ -83,7 +85,7 @@ class ErrorReceived(TerminalEvent):
     names: tuple[str, ...] | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, repr=False, eq=False)
 class ErrorSent(TerminalEvent):
     """We answered something the peer did wrong (for logs and tests)."""
 
@@ -93,7 +95,7 @@ class ErrorSent(TerminalEvent):
     fatal: bool
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, repr=False, eq=False)
 class SessionClosed(TerminalEvent):
     """The session is over; its channels are closed (vroomd hangs up the PTY)."""
 
@@ -105,7 +107,7 @@ class SessionClosed(TerminalEvent):
 # ------------------------------------------------------------ server side
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, repr=False, eq=False)
 class PtyRequested(TerminalEvent):
     """Answer with `grant_pty(session)` or `refuse_pty(session, reason)`."""
 
@@ -113,7 +115,7 @@ class PtyRequested(TerminalEvent):
     request: PtyRequest
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, repr=False, eq=False)
 class EnvSet(TerminalEvent):
     """Only the allowed names; the refused ones were answered with ERROR 403."""
 
@@ -122,12 +124,12 @@ class EnvSet(TerminalEvent):
     refused: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, repr=False, eq=False)
 class ShellRequested(TerminalEvent):
     session: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, repr=False, eq=False)
 class ExecRequested(TerminalEvent):
     """Exactly one of `command` (for the user's shell, `-c`) and `argv`."""
 
@@ -136,7 +138,7 @@ class ExecRequested(TerminalEvent):
     argv: tuple[str, ...] | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, repr=False, eq=False)
 class WindowResized(TerminalEvent):
     session: str
     rows: int
@@ -145,7 +147,7 @@ class WindowResized(TerminalEvent):
     pixel_height: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, repr=False, eq=False)
 class SignalRequested(TerminalEvent):
     """`number` in the Linux numbering, `name` without SIG; goes to the PTY's
     foreground process group (killpg(tcgetpgrp(master)))."""
@@ -155,7 +157,7 @@ class SignalRequested(TerminalEvent):
     name: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, repr=False, eq=False)
 class PtyInput(TerminalEvent):
     """Bytes for the PTY master; `compressed` means one zstd frame (0x02)."""
 
@@ -164,14 +166,14 @@ class PtyInput(TerminalEvent):
     compressed: bool = False
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, repr=False, eq=False)
 class InputClosed(TerminalEvent):
     """pty EOF (0x03): the client's input ended; deliver end of input."""
 
     session: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, repr=False, eq=False)
 class WindowAcked(TerminalEvent):
     """Credit came back: resume reading the PTY if `available` > 0."""
 
@@ -183,7 +185,7 @@ class WindowAcked(TerminalEvent):
 # ------------------------------------------------------------ client side
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, repr=False, eq=False)
 class PtyGranted(TerminalEvent):
     """PTY_RESPONSE ok; the client has asked for the pty channel."""
 
@@ -191,13 +193,13 @@ class PtyGranted(TerminalEvent):
     response: PtyResponse
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, repr=False, eq=False)
 class PtyRefused(TerminalEvent):
     session: str
     reason: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, repr=False, eq=False)
 class PtyOutput(TerminalEvent):
     """Output bytes; call `ack(len(data), session=...)` once they were consumed."""
 
@@ -206,7 +208,7 @@ class PtyOutput(TerminalEvent):
     compressed: bool = False
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, repr=False, eq=False)
 class ExitStatusReceived(TerminalEvent):
     """Reported once every output byte announced by the server has arrived."""
 

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from openmux._record import Record
 
-@dataclass(frozen=True, slots=True)
-class Limits:
+
+@dataclass(frozen=True, slots=True, repr=False, eq=False)
+class Limits(Record):
     max_control_payload: int = 64 * 1024
     """Largest control TLV payload we decode; a bigger one is answered 413."""
     max_depth: int = 16

@@ -19,6 +19,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypeAlias
 
+from openmux._record import Record
+
 from .capabilities import CapabilityOffer, CapabilitySelect
 from .codec import (
     Encoding,
@@ -59,8 +61,8 @@ def _no_nul(value: str, key: str) -> str:
 # ------------------------------------------------------------------ HELLO
 
 
-@dataclass(frozen=True, slots=True)
-class ClientHello:
+@dataclass(frozen=True, slots=True, repr=False, eq=False)
+class ClientHello(Record):
     """C→S HELLO: the control encodings the client accepts, preferred first."""
 
     TYPE: ClassVar[MessageType] = MessageType.HELLO
@@ -89,8 +91,8 @@ class ClientHello:
         return cls(listed, version, protocol)
 
 
-@dataclass(frozen=True, slots=True)
-class ServerHello:
+@dataclass(frozen=True, slots=True, repr=False, eq=False)
+class ServerHello(Record):
     """S→C HELLO: the one encoding every later message uses."""
 
     TYPE: ClassVar[MessageType] = MessageType.HELLO
@@ -115,8 +117,8 @@ class ServerHello:
 # ---------------------------------------------------------- capabilities
 
 
-@dataclass(frozen=True, slots=True)
-class CapabilityOfferMessage:
+@dataclass(frozen=True, slots=True, repr=False, eq=False)
+class CapabilityOfferMessage(Record):
     TYPE: ClassVar[MessageType] = MessageType.CAPABILITY_OFFER
     offer: CapabilityOffer
 
@@ -128,8 +130,8 @@ class CapabilityOfferMessage:
         return cls(CapabilityOffer.from_obj(value))
 
 
-@dataclass(frozen=True, slots=True)
-class CapabilitySelectMessage:
+@dataclass(frozen=True, slots=True, repr=False, eq=False)
+class CapabilitySelectMessage(Record):
     TYPE: ClassVar[MessageType] = MessageType.CAPABILITY_SELECT
     select: CapabilitySelect
 
@@ -144,8 +146,8 @@ class CapabilitySelectMessage:
 # ------------------------------------------------------------------- auth
 
 
-@dataclass(frozen=True, slots=True)
-class AuthRequest:
+@dataclass(frozen=True, slots=True, repr=False, eq=False)
+class AuthRequest(Record):
     """`{"method":"token","token":..}` or `{"method":"password","username":..,"password":..}`.
 
     Secrets are left out of repr() so that logging an event never leaks them.
@@ -180,8 +182,8 @@ class AuthRequest:
                    opt_str(obj, "password"))  # fmt: skip
 
 
-@dataclass(frozen=True, slots=True)
-class AuthResponse:
+@dataclass(frozen=True, slots=True, repr=False, eq=False)
+class AuthResponse(Record):
     TYPE: ClassVar[MessageType] = MessageType.AUTH_RESPONSE
     ok: bool
     reason: str | None = None
@@ -201,8 +203,8 @@ class AuthResponse:
 # -------------------------------------------------------------------- pty
 
 
-@dataclass(frozen=True, slots=True)
-class PtyRequest:
+@dataclass(frozen=True, slots=True, repr=False, eq=False)
+class PtyRequest(Record):
     """PTY_REQUEST. `modes` is a map; the one mode defined is `raw` (see docs).
 
     `attach`, `resume_token`, `offset` and `readonly` are reserved for the
@@ -271,8 +273,8 @@ class PtyRequest:
         )
 
 
-@dataclass(frozen=True, slots=True)
-class PtyResponse:
+@dataclass(frozen=True, slots=True, repr=False, eq=False)
+class PtyResponse(Record):
     """`channel` is the exact pty channel name, suffix included (House §6.6)."""
 
     TYPE: ClassVar[MessageType] = MessageType.PTY_RESPONSE
@@ -304,8 +306,8 @@ class PtyResponse:
 # ----------------------------------------------------------------- binary
 
 
-@dataclass(frozen=True, slots=True)
-class WindowResize:
+@dataclass(frozen=True, slots=True, repr=False, eq=False)
+class WindowResize(Record):
     """Binary: rows, cols, pixel_width, pixel_height, each u16 big-endian."""
 
     TYPE: ClassVar[MessageType] = MessageType.WINDOW_RESIZE
@@ -324,8 +326,8 @@ class WindowResize:
         return cls(*_RESIZE.unpack(payload))
 
 
-@dataclass(frozen=True, slots=True)
-class Signal:
+@dataclass(frozen=True, slots=True, repr=False, eq=False)
+class Signal(Record):
     """Binary: one byte, a signal number read with the Linux numbering."""
 
     TYPE: ClassVar[MessageType] = MessageType.SIGNAL
@@ -350,8 +352,8 @@ class Signal:
 # ---------------------------------------------------------------- session
 
 
-@dataclass(frozen=True, slots=True)
-class SetEnv:
+@dataclass(frozen=True, slots=True, repr=False, eq=False)
+class SetEnv(Record):
     """A map name → value; the server filters it through its allow-list."""
 
     TYPE: ClassVar[MessageType] = MessageType.SET_ENV
@@ -370,8 +372,8 @@ class SetEnv:
         return cls(dict(obj))
 
 
-@dataclass(frozen=True, slots=True)
-class ShellRequest:
+@dataclass(frozen=True, slots=True, repr=False, eq=False)
+class ShellRequest(Record):
     TYPE: ClassVar[MessageType] = MessageType.SHELL_REQUEST
 
     def to_obj(self) -> dict[str, Any]:
@@ -383,8 +385,8 @@ class ShellRequest:
         return cls()
 
 
-@dataclass(frozen=True, slots=True)
-class ExecRequest:
+@dataclass(frozen=True, slots=True, repr=False, eq=False)
+class ExecRequest(Record):
     """Exactly one of `command` (run by the user's shell, as ssh does) or `argv`."""
 
     TYPE: ClassVar[MessageType] = MessageType.EXEC_REQUEST
@@ -419,8 +421,8 @@ class ExecRequest:
         return cls(argv=argv)
 
 
-@dataclass(frozen=True, slots=True)
-class ExitStatus:
+@dataclass(frozen=True, slots=True, repr=False, eq=False)
+class ExitStatus(Record):
     """`signal` is the name without SIG (House §6.3); `output_bytes` (ours,
     optional) is the total pty payload bytes sent, so a client on a transport
     without cross-channel order can wait for the last output byte."""
@@ -455,8 +457,8 @@ class ExitStatus:
                    opt_int(obj, "output_bytes", 0, 2**63))  # fmt: skip
 
 
-@dataclass(frozen=True, slots=True)
-class Error:
+@dataclass(frozen=True, slots=True, repr=False, eq=False)
+class Error(Record):
     """`names` (ours, optional) lists refused SET_ENV names for machines."""
 
     TYPE: ClassVar[MessageType] = MessageType.ERROR
