@@ -38,16 +38,21 @@ VROOMD = ROOT / ".venv" / "bin" / "vroomd"
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 SECONDS = float(os.environ.get("BENCH_E2E_SECONDS", "5"))
 ROUNDS = int(os.environ.get("BENCH_E2E_ROUNDS", "3"))
+PATHS = tuple(os.environ.get("BENCH_E2E_PATHS", "webrtc,ws").split(","))
+"""`webrtc`, `ws` or both: a quick look at one path (both for the figures)."""
+VROOMD_ARGS = os.environ.get("BENCH_E2E_VROOMD_ARGS", "").split()
+"""Extra vroomd options, to compare settings (e.g. `--video-fps 30 --playout-delay browser`)."""
 
 WEBRTC_PROBE = (
     DECODE_JS
     + f"""
-window.bench = {{ lat: [], frames: 0 }};
+window.bench = {{ lat: [], frames: 0, held: [] }};
 (() => {{
   const v = document.getElementById("rtcvideo");
   const c = document.createElement("canvas");
   const x = c.getContext("2d", {{ willReadFrequently: true }});
-  function onFrame() {{
+  function onFrame(now, meta) {{
+    if (meta && meta.receiveTime) bench.held.push(meta.expectedDisplayTime - meta.receiveTime);
     if (v.videoWidth) {{
       const scale = v.videoWidth / vroom.client.agent.width, top = Math.round({TOP} * scale);
       const w = Math.round(24 * 32 * scale), h = Math.round(32 * scale);
@@ -61,8 +66,33 @@ window.bench = {{ lat: [], frames: 0 }};
   }}
   v.requestVideoFrameCallback(onFrame);
 }})();
+window.benchStats = async () => {{
+  const out = {{}};
+  (await vroom.pc.getStats()).forEach((s) => {{
+    if (s.type === "inbound-rtp" && s.kind === "video") Object.assign(out, {{
+      decoded: s.framesDecoded, dropped: s.framesDropped,
+      jitterBufferDelay: s.jitterBufferDelay, emitted: s.jitterBufferEmittedCount,
+      jitterBufferTargetDelay: s.jitterBufferTargetDelay,
+      processing: s.totalProcessingDelay, decode: s.totalDecodeTime,
+      assembly: s.totalAssemblyTime, assembled: s.framesAssembledFromMultiplePackets,
+      received: s.framesReceived, packets: s.packetsReceived, keyframes: s.keyFramesDecoded,
+      pli: s.pliCount, nack: s.nackCount,
+    }});
+  }});
+  return out;
+}};
 """
 )
+
+RECEIVE_FIGURES = (
+    ("jitter_buffer_ms", "jitterBufferDelay", "emitted"),
+    ("jitter_target_ms", "jitterBufferTargetDelay", "emitted"),
+    ("processing_ms", "processing", "decoded"),
+    ("decode_ms", "decode", "decoded"),
+)
+"""The person's getStats() breakdown, per frame over the window (stderr only):
+receipt of a frame's first packet -> decoded (`processing`), of which the
+decode itself, and the time frames waited in the jitter buffer."""
 
 WS_PROBE = (
     DECODE_JS
@@ -165,9 +195,12 @@ async def measure(browser: Any, base: str, clock_url: str, path: str, pid: int) 
                 "({frames: bench.frames, lat: bench.lat.slice(0, 5), agent: vroom.client.agent,"
                 " state: vroom.client.state, w: document.getElementById('rtcvideo').videoWidth})"
             )
+            if path == "webrtc":
+                info["stats"] = await page.evaluate("benchStats()")
             raise RuntimeError(f"{path}: no clock read from the frames: {info}") from None
         await asyncio.sleep(1)
-        await page.evaluate("bench.lat = []; bench.frames = 0")
+        await page.evaluate("bench.lat = []; bench.frames = 0; bench.held = []")
+        rtc0 = await page.evaluate("benchStats()") if path == "webrtc" else {}
         driver = driver_of(pid)
         cpu0 = cpu_seconds(pid)
         dcpu0 = cpu_seconds(driver) if driver else 0.0
@@ -177,10 +210,23 @@ async def measure(browser: Any, base: str, clock_url: str, path: str, pid: int) 
             "({ lat: bench.lat, frames: bench.frames, agent: vroom.client.agent })"
         )
         wall = time.monotonic() - t0
+        rtc1 = await page.evaluate("benchStats()") if path == "webrtc" else {}
+        held = await page.evaluate("bench.held") if path == "webrtc" else []
         cpu = cpu_seconds(pid) - cpu0
         dcpu = (cpu_seconds(driver) - dcpu0) if driver else 0.0
         lat = result["lat"]
+        receive: dict[str, float] = {}
+        for name, total, count in RECEIVE_FIGURES:
+            if rtc1.get(total) is not None and rtc1.get(count):
+                frames = rtc1[count] - rtc0.get(count, 0)
+                spent = rtc1[total] - rtc0.get(total, 0)
+                receive[name] = 1000 * spent / frames if frames else float("nan")
+        if held:
+            receive["received_to_shown_ms_p50"] = statistics.median(held)
+        if rtc1:
+            receive["dropped"] = float(rtc1.get("dropped", 0) - rtc0.get("dropped", 0))
         return {
+            **receive,
             "path": actual,
             "size": f"{result['agent']['width']}x{result['agent']['height']}",
             "fps": result["frames"] / wall,
@@ -209,6 +255,7 @@ async def e2e(line: Callable[[str, float, str], None]) -> None:
             state,
             "--log-level",
             "warning",
+            *VROOMD_ARGS,
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -223,9 +270,9 @@ async def e2e(line: Callable[[str, float, str], None]) -> None:
             browser = await p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
             base = f"http://127.0.0.1:{port}"
             clock_url = f"http://127.0.0.1:{clock_port}/"
-            runs: dict[str, list[dict[str, Any]]] = {"webrtc": [], "ws": []}
+            runs: dict[str, list[dict[str, Any]]] = {path: [] for path in PATHS}
             for _ in range(ROUNDS):  # alternated: both paths see the same machine load
-                for path in ("webrtc", "ws"):
+                for path in PATHS:
                     runs[path].append(await measure(browser, base, clock_url, path, proc.pid))
                     await asyncio.sleep(1)
             await browser.close()
@@ -241,8 +288,16 @@ async def e2e(line: Callable[[str, float, str], None]) -> None:
             for path, rs in runs.items()
         }
         for path, name in (("webrtc", "webrtc"), ("ws", "websocket_jpeg")):
+            if path not in results:
+                continue
             r = results[path]
             print(f"# {path}: agent viewport {r['size']}", file=sys.stderr)
+            breakdown = [f"{k} {r[k]:.1f}" for k, *_ in RECEIVE_FIGURES if k in r]
+            breakdown += [
+                f"{k} {r[k]:.1f}" for k in ("received_to_shown_ms_p50", "dropped") if k in r
+            ]
+            if breakdown:
+                print(f"# {path} receiver, per frame: {', '.join(breakdown)}", file=sys.stderr)
             if path == "webrtc" and r["path"] != "WebRTC":
                 print(f"# the page fell back to {r['path']}: not WebRTC", file=sys.stderr)
             line(f"e2e_{name}_fps_720p", r["fps"], "fps")

@@ -7,9 +7,17 @@ import math
 from typing import Any
 
 import pytest
-from vroomd.media import LevelMeter, MediaConfig
+from vroomd.media import LevelMeter, MediaConfig, playout
 
-from .webrtc_harness import MAGENTA_BOX, Agent, answer, eventually, open_person, settled_resources
+from .webrtc_harness import (
+    MAGENTA_BOX,
+    Agent,
+    answer,
+    eventually,
+    open_person,
+    rtp_extensions,
+    settled_resources,
+)
 
 pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.timeout(120)]
 
@@ -23,6 +31,12 @@ async def test_h264_video_of_the_agent_screen(browser: Any) -> None:
     agent = await Agent.open(browser)
     person = await open_person(browser)
     pc, media = await answer(person)
+    # Chromium offers the playout-delay extension: the answer takes it with
+    # the offer's id, and every video packet carries min = max = 0.
+    offer = await person.evaluate("rtc.pc.localDescription.sdp")
+    ext_id = _extmap_id(offer, playout.URI)
+    assert ext_id is not None and _extmap_id(pc.localDescription.sdp, playout.URI) == ext_id
+    packets = _record_video_packets(media)
     agent.sinks.append(media.frames.put)
     try:
         await eventually(lambda: person.evaluate("rtc.stats().then(s => s.state === 'connected')"))
@@ -39,6 +53,9 @@ async def test_h264_video_of_the_agent_screen(browser: Any) -> None:
         config = media.config
         assert config.min_bitrate <= media.encoder.bitrate <= config.max_bitrate
         assert media.video.stats.sent >= media.encoder.frames > 0
+        assert packets and all(
+            dict(rtp_extensions(packet)).get(ext_id) == b"\x00\x00\x00" for packet in packets
+        )
     finally:
         agent.sinks.clear()
         await person.close()
@@ -50,10 +67,14 @@ async def test_h264_video_of_the_agent_screen(browser: Any) -> None:
 async def test_vp8_when_the_browser_offers_no_h264(browser: Any) -> None:
     agent = await Agent.open(browser, 640, 360)
     person = await open_person(browser)
-    pc, media = await answer(person, noH264=True)
+    pc, media = await answer(person, MediaConfig(playout_delay=None), noH264=True)
+    packets = _record_video_packets(media)
     agent.sinks.append(media.frames.put)
     try:
         stats = await eventually(lambda: _decoded(person, 10))
+        # playout_delay=None: the browser's own jitter buffer, no extension.
+        assert _extmap_id(pc.localDescription.sdp, playout.URI) is None
+        assert packets and all(len(rtp_extensions(p)) == 2 for p in packets)  # mid, abs-send-time
         assert stats["codec"] == "video/VP8"
         assert media.codec == "VP8"
         assert (stats["width"], stats["height"]) == (640, 360)
@@ -178,3 +199,28 @@ def _tone(freq: float, seconds: float, rate: int) -> bytes:
         (int(12000 * math.sin(2 * math.pi * freq * i / rate)) for i in range(int(rate * seconds))),
     )
     return samples.tobytes()
+
+
+def _extmap_id(sdp: str, uri: str) -> int | None:
+    """The id of `uri` in the video m-line of `sdp`."""
+    video = sdp.split("m=video", 1)[1].split("\nm=", 1)[0]
+    for line in video.splitlines():
+        if line.startswith("a=extmap:") and line.split()[1] == uri:
+            return int(line[len("a=extmap:") :].split()[0].split("/")[0])
+    return None
+
+
+def _record_video_packets(media: Any, keep: int = 200) -> list[bytes]:
+    """The plain RTP packets of the video sender (before SRTP), the first `keep`."""
+    sender = media.video_transceiver.sender
+    transport = sender.transport
+    original = transport._send_rtp
+    packets: list[bytes] = []
+
+    async def send_rtp(data: bytes) -> None:
+        if len(packets) < keep and int.from_bytes(data[8:12], "big") == sender._ssrc:
+            packets.append(bytes(data))
+        await original(data)
+
+    transport._send_rtp = send_rtp
+    return packets

@@ -8,14 +8,19 @@ import math
 
 import av
 import pytest
+from aiortc import RTCRtpHeaderExtensionParameters, RTCRtpParameters
 from aiortc.mediastreams import MediaStreamError
+from aiortc.rtp import RtpPacket
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from vroomd.media import LatestFrame, LevelMeter, MediaConfig, ScreenTrack, SpeakerTrack
+from vroomd.media import LatestFrame, LevelMeter, MediaConfig, ScreenTrack, SpeakerTrack, playout
 from vroomd.media.audio import FRAME_SAMPLES, SAMPLE_RATE, dbfs
 from vroomd.media.encoders import BitrateGovernor, EncoderStats, H264Encoder, h264_level
+from vroomd.media.playout import PlayoutDelayMap, offered_id
 from vroomd.media.video import FrameConverter, fit, jpeg_size
 from vroomd.media.voice import AudioChunk
+
+from .webrtc_harness import rtp_extensions
 
 
 def jpeg(width: int, height: int, rgb: tuple[int, int, int] = (255, 0, 255)) -> bytes:
@@ -176,7 +181,11 @@ def test_h264_encoder_restarts_on_bitrate_and_size_changes() -> None:
     "kwargs",
     [
         {"fps": 0},
-        {"idle_fps": 60},
+        {"fps": 30, "idle_fps": 60},
+        {"fps": 121},
+        {"playout_delay": (10, 0)},
+        {"playout_delay": (-10, 0)},
+        {"playout_delay": (0, 50_000)},
         {"max_size": (8, 8)},
         {"codecs": ("AV1",)},
         {"codecs": ()},
@@ -189,6 +198,52 @@ def test_h264_encoder_restarts_on_bitrate_and_size_changes() -> None:
 def test_config_is_checked(kwargs: dict[str, object]) -> None:
     with pytest.raises(ValueError):
         MediaConfig(**kwargs)  # type: ignore[arg-type]
+
+
+# ------------------------------------------------------------------ playout delay
+
+
+def test_playout_delay_encoding() -> None:
+    assert playout.encode(0, 0) == b"\x00\x00\x00"
+    assert playout.decode(playout.encode(100, 400)) == (100, 400)
+    assert playout.encode(40_950, 40_950) == b"\xff\xff\xff"
+    for bad in ((10, 0), (-10, 0), (0, 40_960)):
+        with pytest.raises(ValueError):
+            playout.encode(*bad)
+    with pytest.raises(ValueError):
+        playout.decode(b"\x00")
+
+
+def _parameters(*uris: str) -> RTCRtpParameters:
+    extensions = [RTCRtpHeaderExtensionParameters(id=i, uri=u) for i, u in enumerate(uris, 1)]
+    return RTCRtpParameters(headerExtensions=extensions)
+
+
+@pytest.mark.parametrize("negotiated", [True, False])
+def test_packets_carry_the_playout_delay_once_negotiated(negotiated: bool) -> None:
+    writer = PlayoutDelayMap((0, 100))
+    uris = ["urn:ietf:params:rtp-hdrext:sdes:mid"] + ([playout.URI] if negotiated else [])
+    writer.configure(_parameters(*uris))
+    packet = RtpPacket(payload_type=102, sequence_number=1, timestamp=2)
+    packet.extensions.mid = "0"
+    packet.payload = b"frame"
+    data = packet.serialize(writer)
+    assert RtpPacket.parse(data).payload == b"frame"
+    elements = dict(rtp_extensions(data))
+    assert elements[1] == b"0"
+    assert elements.get(2) == (playout.encode(0, 100) if negotiated else None)
+
+
+def test_the_offered_extension_id_is_found_per_m_line() -> None:
+    offer = (
+        "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n"
+        "m=video 9 UDP/TLS/RTP/SAVPF 96\r\nc=IN IP4 0.0.0.0\r\na=mid:0\r\n"
+        f"a=extmap:5 {playout.URI}\r\na=rtpmap:96 VP8/90000\r\n"
+        "m=audio 9 UDP/TLS/RTP/SAVPF 111\r\nc=IN IP4 0.0.0.0\r\na=mid:1\r\n"
+        "a=rtpmap:111 opus/48000/2\r\n"
+    )
+    assert offered_id(offer, "0") == 5
+    assert offered_id(offer, "1") is None and offered_id(offer, "7") is None
 
 
 # ------------------------------------------------------------------ audio

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import pytest
 from openmux.aio._http import Request
-from vroomd.webrtc import OfferRefused, WebRTCConfig, WebRTCService, ice_hosts_for
+from vroomd.cli import build_parser
+from vroomd.cli import main as vroomd_main
+from vroomd.webrtc import (
+    OfferRefused,
+    WebRTCConfig,
+    WebRTCService,
+    config_from_args,
+    ice_hosts_for,
+)
 
 
 def offer(headers: dict[str, str], query: str = "") -> Request:
@@ -39,3 +47,24 @@ def test_serve_options() -> None:
     assert service.serve_options("tcp://127.0.0.1:2222") == {}
     assert WebRTCService(WebRTCConfig(enabled=False), None).serve_options("ws://h:1") == {}
     assert ice_hosts_for("::1") == ["::1"] and ice_hosts_for("localhost") is None
+
+
+def test_media_options_on_the_command_line(capsys: pytest.CaptureFixture[str]) -> None:
+    parser = build_parser()
+    default = config_from_args(parser.parse_args([]))
+    assert default.enabled and default.media.fps == 60 and default.media.playout_delay == (0, 0)
+    config = config_from_args(
+        parser.parse_args(["--no-webrtc", "--video-fps", "1", "--playout-delay", "0,100"])
+    )
+    assert not config.enabled and config.media.fps == 1 and config.media.idle_fps == 1
+    assert config.media.playout_delay == (0, 100)
+    assert WebRTCService(config, None).serve_options("ws://127.0.0.1:1") == {}
+    browser = config_from_args(parser.parse_args(["--playout-delay", "browser"]))
+    assert browser.media.playout_delay is None
+    help_text = parser.format_help()
+    for option in ("--no-webrtc", "--video-fps", "--playout-delay"):
+        assert option in help_text
+    for bad in (["--video-fps", "0"], ["--playout-delay", "x"], ["--playout-delay", "50,10"]):
+        assert vroomd_main(["--no-auth", *bad]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("vroomd: --") and "Traceback" not in err

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from aiortc import RTCPeerConnection, RTCSessionDescription
+from aiortc.rtp import unpack_header_extensions
 from openmux.aio.webrtc import _reachable_sdp, ice_hosts
 from vroomd.media import MediaConfig, MediaPeer, VoicePipeline, resources
 
@@ -39,6 +40,7 @@ __all__ = [
     "answer",
     "eventually",
     "open_person",
+    "rtp_extensions",
     "settled_resources",
 ]
 
@@ -153,3 +155,13 @@ async def settled_resources(baseline_tasks: int, timeout: float = 20.0) -> dict[
         left = dict(resources(), tasks=len(asyncio.all_tasks()))
         names = sorted(t.get_coro().__qualname__ for t in asyncio.all_tasks())
         raise AssertionError(f"media resources left: {left}, tasks {names}") from None
+
+
+def rtp_extensions(packet: bytes) -> list[tuple[int, bytes]]:
+    """The header extension elements (id, value) of a plain RTP packet."""
+    if not packet[0] & 0x10:
+        return []
+    at = 12 + 4 * (packet[0] & 0x0F)
+    profile = int.from_bytes(packet[at : at + 2], "big")
+    length = 4 * int.from_bytes(packet[at + 2 : at + 4], "big")
+    return unpack_header_extensions(profile, packet[at + 4 : at + 4 + length])

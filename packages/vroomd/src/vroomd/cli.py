@@ -216,6 +216,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .graphical.config import add_arguments as add_graphical_arguments
 
     add_graphical_arguments(parser)
+    from .webrtc import add_arguments as add_webrtc_arguments
+
+    add_webrtc_arguments(parser)
     return parser
 
 
@@ -330,6 +333,12 @@ def _run(args: argparse.Namespace) -> int:
         graphical = config_from_args(args)
     except ConfigError as exc:
         raise UsageError(str(exc)) from None
+    from .webrtc import config_from_args as webrtc_config_from_args
+
+    try:
+        webrtc = webrtc_config_from_args(args)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
 
     from .daemon import Daemon, DaemonConfig
 
@@ -343,6 +352,7 @@ def _run(args: argparse.Namespace) -> int:
         ssl=ssl_context,
         serve_options={"certfile": args.cert, "keyfile": args.key} if ssl_context else {},
         graphical=graphical,
+        webrtc=webrtc,
     )
     return run_loop(_serve(config, urls, created, token, state_dir, Daemon))
 

@@ -16,6 +16,8 @@ signaling URL or `Authorization: Bearer`), and leaves the `MediaPeer` in
 
 from __future__ import annotations
 
+import argparse
+import dataclasses
 import hmac
 import ipaddress
 import logging
@@ -46,6 +48,60 @@ class WebRTCConfig:
     ice_hosts: list[str] | None = None
     """Addresses ICE gathers on; None: the listen address if it is a
     specific one, aioice's choice (every address but loopback) for 0.0.0.0."""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    fps = MediaConfig().fps
+    group = parser.add_argument_group(
+        "WebRTC media",
+        "A person's page connects over WebRTC first (the agent's screen as H264 video, "
+        "its voice, the microphone) and falls back to the WebSocket JPEG path.",
+    )
+    group.add_argument(
+        "--no-webrtc",
+        action="store_true",
+        help="no WebRTC signaling on ws:// listeners: pages use the WebSocket path only",
+    )
+    group.add_argument(
+        "--video-fps",
+        metavar="FPS",
+        type=float,
+        default=fps,
+        help="most video frames per second sent to a WebRTC client, 1..120; a faster "
+        f"screen has frames dropped, never queued (default {fps:g})",
+    )
+    group.add_argument(
+        "--playout-delay",
+        metavar="MIN,MAX|browser",
+        default="0,0",
+        help="milliseconds the person's browser may hold a video frame before showing it "
+        "(the playout-delay RTP extension); 0,0 (default) shows each frame as soon as it "
+        "decodes, `browser` leaves the browser's jitter buffer in charge",
+    )
+
+
+def config_from_args(args: argparse.Namespace) -> WebRTCConfig:
+    """The media options of the command line (ValueError: a one-line message)."""
+    delay: tuple[int, int] | None = None
+    if args.playout_delay != "browser":
+        try:
+            low, high = (int(v) for v in args.playout_delay.split(","))
+        except ValueError:
+            raise ValueError(
+                f"--playout-delay {args.playout_delay!r}: give MIN,MAX in ms or `browser`"
+            ) from None
+        delay = (low, high)
+    try:
+        defaults = MediaConfig()
+        media = dataclasses.replace(
+            defaults,
+            fps=args.video_fps,
+            idle_fps=min(defaults.idle_fps, args.video_fps),
+            playout_delay=delay,
+        )
+    except ValueError as exc:
+        raise ValueError(f"--video-fps/--playout-delay: {exc}") from None
+    return WebRTCConfig(enabled=not args.no_webrtc, media=media)
 
 
 def ice_hosts_for(host: str) -> list[str] | None:

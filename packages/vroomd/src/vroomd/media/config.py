@@ -25,8 +25,12 @@ class MediaConfig:
     and the link more.
     """
 
-    fps: float = 30.0
-    """Most frames per second sent; a faster screen has its extra frames dropped."""
+    fps: float = 60.0
+    """Most frames per second sent, on average; a faster screen has its extra
+    frames dropped (never queued). Chromium's screencast sends at most one
+    frame per display refresh (60 Hz), so the default never holds a frame
+    back on its own: a lower cap saves CPU and bandwidth, and costs each
+    frame up to a period of waiting when frames come in bursts."""
     idle_fps: float = 2.0
     """A still screen is re-sent this often: keyframe requests (PLI) and a
     late-joining decoder need frames, and the screencast only sends changes."""
@@ -53,6 +57,11 @@ class MediaConfig:
     (~12 ms a 720p screen frame here); ultrafast takes ~3 ms for the same
     size at the same bitrate, and CPU, not bandwidth, is what a small
     machine running the agent's browser too runs out of."""
+    playout_delay: tuple[int, int] | None = (0, 0)
+    """(min, max) ms the receiver may hold a frame before showing it, sent as
+    the playout-delay RTP header extension when the browser offers it
+    (vroomd.media.playout); (0, 0) shows each frame as soon as it decodes
+    instead of after a 40-60 ms jitter buffer. None: the browser's default."""
     keyframe_interval: float = 10.0
     """Seconds between unrequested keyframes (a receiver that lost one asks with PLI)."""
     audio: bool = True
@@ -84,5 +93,9 @@ class MediaConfig:
             raise ValueError("bitrate_hysteresis must be within [0, 1), bitrate_interval >= 0")
         if self.h264_preset not in H264_PRESETS:
             raise ValueError(f"h264_preset must be one of {H264_PRESETS}")
+        if self.playout_delay is not None:
+            low, high = self.playout_delay
+            if not 0 <= low <= high <= 40_950:
+                raise ValueError("playout_delay must satisfy 0 <= min <= max <= 40950 ms")
         if self.keyframe_interval <= 0 or self.max_speech_seconds <= 0:
             raise ValueError("keyframe_interval and max_speech_seconds must be positive")

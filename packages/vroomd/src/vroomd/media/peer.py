@@ -17,7 +17,7 @@ from typing import Any
 from aiortc import RTCPeerConnection, RTCRtpSender
 from aiortc.mediastreams import MediaStreamTrack
 
-from . import encoders
+from . import encoders, playout
 from .audio import Microphone, SpeakerTrack
 from .config import MediaConfig
 from .encoders import EncoderStats
@@ -69,6 +69,8 @@ class MediaPeer:
         self.video_transceiver = pc.addTransceiver(self.video, direction="sendonly")
         self.video_transceiver.setCodecPreferences(codec_preferences(config.codecs))
         encoders.install(self.video_transceiver.sender, config, self.encoder)
+        if config.playout_delay is not None:
+            playout.install(pc, self.video_transceiver, config.playout_delay)
         self.speaker: SpeakerTrack | None = None
         self.audio_transceiver = None
         if config.audio:
