@@ -10,6 +10,7 @@ from typing import Any
 import openmux.aio as aio
 import pytest
 from openmux.aio import quic
+from openmux.testing import echo_handler
 
 from .raw import RawPeer, raw_peer
 
@@ -32,28 +33,6 @@ async def _no_stray_loop_errors() -> AsyncIterator[None]:
 @pytest.fixture(scope="session")
 def cert(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
     return quic.write_self_signed_certificate(tmp_path_factory.mktemp("quic-cert"))
-
-
-async def echo_handler(session: aio.Session) -> None:
-    """Echoes every message on every channel, those granted in HELLO and later ones."""
-    import asyncio
-
-    async def echo(channel: aio.Channel) -> None:
-        async for kind, data in channel:
-            try:
-                await channel.send(kind, data)
-            except aio.ChannelClosedError:
-                return
-
-    tasks = [asyncio.create_task(echo(c)) for c in list(session.channels.values())]
-    try:
-        while True:
-            tasks.append(asyncio.create_task(echo(await session.accept())))
-    except aio.SessionClosedError:
-        pass
-    finally:
-        for task in tasks:
-            task.cancel()
 
 
 ServerFactory = Callable[..., AbstractAsyncContextManager[aio.Server]]

@@ -14,30 +14,10 @@ import openmux.aio as aio
 from aiortc import RTCConfiguration, RTCDataChannel, RTCPeerConnection, RTCSessionDescription
 from openmux import decode_message
 from openmux.aio import _http, webrtc
+from openmux.testing import echo_handler
 
 LOOPBACK = ["127.0.0.1"]
 PATIENCE = 20.0  # hang protection only, never asserted on
-
-
-async def echo_handler(session: aio.Session) -> None:
-    """Echoes every message on every channel, those granted in HELLO and later ones."""
-
-    async def echo(channel: aio.Channel) -> None:
-        async for kind, data in channel:
-            try:
-                await channel.send(kind, data)
-            except aio.ChannelClosedError:
-                return
-
-    tasks = [asyncio.create_task(echo(c)) for c in list(session.channels.values())]
-    try:
-        while True:
-            tasks.append(asyncio.create_task(echo(await session.accept())))
-    except aio.SessionClosedError:
-        pass
-    finally:
-        for task in tasks:
-            task.cancel()
 
 
 @asynccontextmanager

@@ -11,13 +11,21 @@ test their protocols over a real OpenMux core without a transport:
 
 Stream mode goes through `data_to_send`/`receive_data` (magic included),
 message mode through `messages_to_send`/`receive_message`.
+
+`echo_handler` is the peer the transport tests of `openmux.aio` (QUIC,
+WebRTC...) serve: every message back, on every channel.
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from .config import Config
 from .connection import Connection, Mode, State
 from .events import ConnectionTerminated, Event
+
+if TYPE_CHECKING:
+    from .aio import Session
 
 
 class Pair:
@@ -147,3 +155,28 @@ class Pair:
         return any(isinstance(e, ConnectionTerminated) for e in self.client_events) and any(
             isinstance(e, ConnectionTerminated) for e in self.server_events
         )
+
+
+async def echo_handler(session: Session) -> None:
+    """An `openmux.aio` server handler that echoes every message on every
+    channel, those granted in HELLO and later ones, until the session ends."""
+    import asyncio  # here: the rest of this module is sans-IO
+
+    from .aio import Channel, ChannelClosedError, SessionClosedError
+
+    async def echo(channel: Channel) -> None:
+        async for kind, data in channel:
+            try:
+                await channel.send(kind, data)
+            except ChannelClosedError:
+                return
+
+    tasks = [asyncio.create_task(echo(c)) for c in list(session.channels.values())]
+    try:
+        while True:
+            tasks.append(asyncio.create_task(echo(await session.accept())))
+    except SessionClosedError:
+        pass
+    finally:
+        for task in tasks:
+            task.cancel()
