@@ -101,3 +101,14 @@ async def test_timeout_error_is_still_caught_as_before() -> None:
     async with silent as port:
         with pytest.raises(TimeoutError):
             await aio.connect(f"tcp://127.0.0.1:{port}", timeout=TIMEOUT)
+
+
+async def test_quic_server_that_never_answers() -> None:
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:  # takes packets, says nothing
+        udp.bind(("127.0.0.1", 0))
+        url = f"quic://127.0.0.1:{udp.getsockname()[1]}"
+        with pytest.raises(aio.HandshakeTimeoutError) as caught:
+            await aio.connect(url, timeout=TIMEOUT)
+        check(caught.value, url)
