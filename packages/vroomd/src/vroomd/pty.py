@@ -36,6 +36,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from . import spawn
+
 log = logging.getLogger("vroomd.pty")
 
 READ_CHUNK = 65536
@@ -211,18 +213,31 @@ class PtySession:
                 termios.tcsetattr(slave, termios.TCSANOW, make_raw(termios.tcgetattr(slave)))
                 self._stdin_read, self._stdin = os.pipe()
                 os.set_blocking(self._stdin, False)
-            proc = subprocess.Popen(
-                self.argv,
-                executable=self.executable,
-                stdin=self._stdin_read if self.raw else slave,
-                stdout=slave,
-                stderr=slave,
-                env=self.env,
-                cwd=self.cwd,
-                start_new_session=True,
-                preexec_fn=_take_controlling_tty,
-                close_fds=True,
-            )
+            if spawn.available():  # vfork: no copy of the daemon (see spawn.py)
+                pid = spawn.spawn_on_pty(
+                    self.argv,
+                    executable=self.executable,
+                    env=self.env,
+                    cwd=self.cwd,
+                    tty=os.ttyname(slave),
+                    stdin=self._stdin_read if self.raw else None,
+                )
+            else:
+                proc = subprocess.Popen(
+                    self.argv,
+                    executable=self.executable,
+                    stdin=self._stdin_read if self.raw else slave,
+                    stdout=slave,
+                    stderr=slave,
+                    env=self.env,
+                    cwd=self.cwd,
+                    start_new_session=True,
+                    preexec_fn=_take_controlling_tty,
+                    close_fds=True,
+                )
+                # Not used for waiting: the pidfd reader reaps.
+                proc.returncode = 0  # keeps Popen.__del__ from warning or reaping
+                pid = proc.pid
         except subprocess.SubprocessError as exc:
             self._close_after_failure(master, slave)
             raise OSError(f"cannot start {self.argv[0]!r} on a PTY: {exc}") from exc
@@ -233,14 +248,12 @@ class PtySession:
         if self._stdin_read is not None:
             os.close(self._stdin_read)
             self._stdin_read = None
-        # The Popen object is not used for waiting: the pidfd reader reaps.
-        proc.returncode = 0  # keeps Popen.__del__ from warning or reaping
-        self.pid = proc.pid
+        self.pid = pid
         self.master = master
         os.set_blocking(master, False)
         self.started_at = time.monotonic()
         try:
-            self._pidfd = os.pidfd_open(proc.pid)
+            self._pidfd = os.pidfd_open(pid)
         except OSError:  # pragma: no cover - pre-5.3 kernels
             self._pidfd = None
             loop.call_later(0.05, self._poll_child)
