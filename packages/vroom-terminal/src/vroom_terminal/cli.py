@@ -16,12 +16,12 @@ limit), each failure explained in one line on stderr, like ssh.
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 from typing import TYPE_CHECKING, Any, NoReturn
 
 if TYPE_CHECKING:
+    import argparse
     import asyncio
     from collections.abc import Coroutine
 
@@ -36,6 +36,7 @@ DEFAULT_WS_PORT = 8022
 SCHEMES = ("ws", "wss", "tcp", "tls", "quic")
 LOOPBACK = ("127.0.0.1", "localhost", "::1", "[::1]")
 ACK_EVERY = 128 * 1024
+DEFAULT_TIMEOUT = 10.0
 WINDOW = 1024 * 1024
 
 
@@ -47,6 +48,8 @@ class Failure(Exception):
 
 
 def build_parser() -> argparse.ArgumentParser:
+    import argparse
+
     parser = argparse.ArgumentParser(
         prog="vroom",
         description="VROOM client. `vroom term DEST [-- COMMAND ...]`: a remote terminal.",
@@ -93,11 +96,35 @@ def build_parser() -> argparse.ArgumentParser:
         "--timeout",
         dest="timeout",
         type=float,
-        default=10.0,
+        default=DEFAULT_TIMEOUT,
         metavar="SECONDS",
         help="give up if no session (connection and handshake) within SECONDS (default 10)",
     )
     return parser
+
+
+def parse_common(argv: list[str]) -> Any:
+    """`term DEST` and `term DEST -- COMMAND ...`, the forms typed most, as
+    the namespace argparse would make, without argparse: importing it and
+    building the parser is ~6 ms of a start that should feel instant. Any
+    other form (options, help, errors) returns None and goes to argparse."""
+    if len(argv) < 2 or argv[0] != "term" or not argv[1] or argv[1].startswith("-"):
+        return None
+    rest = argv[2:]
+    if rest and rest[0] != "--":
+        return None
+    from types import SimpleNamespace
+
+    return SimpleNamespace(
+        command="term",
+        dest=argv[1],
+        remote=rest[1:],  # argparse drops the first "--" before a REMAINDER
+        force_tty=False,
+        env=[],
+        token_file=None,
+        cacert=None,
+        timeout=DEFAULT_TIMEOUT,
+    )
 
 
 def parse_dest(dest: str) -> tuple[str, str | None]:
@@ -703,7 +730,7 @@ def die(message: str) -> NoReturn:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = parse_common(sys.argv[1:] if argv is None else argv) or build_parser().parse_args(argv)
     try:
         if args.command == "term":
             return _term(args)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from .errors import (
@@ -38,8 +38,10 @@ from .session import (
     Session,
     handshake_deadline,
 )
-from .static import static_path
-from .stdio import connect_stdio, serve_stdio
+
+if TYPE_CHECKING:
+    from .static import static_path
+    from .stdio import connect_stdio, serve_stdio
 
 SCHEMES: dict[str, str] = {
     "ws": "ws",
@@ -151,3 +153,16 @@ __all__ = [
     "serve_stdio",
     "static_path",
 ]
+
+_LAZY = {"static_path": "static", "connect_stdio": "stdio", "serve_stdio": "stdio"}
+"""Imported on first use (PEP 562): a client has no use for them, and
+`static` pulls in pathlib."""
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value

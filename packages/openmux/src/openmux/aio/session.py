@@ -79,7 +79,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hmac
 import inspect
 import logging
 from collections import deque
@@ -190,6 +189,8 @@ class Options:
             return bool(self.authenticate({"type": "token", "token": token}))
         if self.token is None:
             return True
+        import hmac  # here: a client never checks tokens (hashlib costs it ~1 ms)
+
         return hmac.compare_digest(token.encode(), self.token.encode())
 
     @property
