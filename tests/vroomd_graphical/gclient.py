@@ -37,31 +37,34 @@ class Peer:
         self.client = client
         self.events: list[GraphicalEvent] = []
         self._changed = asyncio.Event()
-        original = session._process
-
-        def process(events: list[openmux.Event]) -> None:
-            rest = []
-            for event in events:
-                if self._ours(event):
-                    self._push(self.client.handle_event(event))
-                else:
-                    rest.append(event)
-                    if isinstance(event, openmux.ConnectionTerminated):
-                        self._push(self.client.handle_event(event))
-            original(rest)
-
-        session._process = process  # type: ignore[method-assign]
-        # What the asyncio layer took for graphical channels before the tap.
+        self._clients = [client]
+        session.add_event_tap(self._tap)
+        # Graphical channels granted in HELLO were registered by the asyncio
+        # layer before the tap existed: take them back, with what they got.
         for channel in list(session.connection.channels.values()):
             if parse_name(channel.name) is None:
                 continue
-            aio_channel = session._by_id.pop(channel.id, None)
-            session.channels.pop(channel.name, None)
-            if aio_channel is not None:
-                for message in list(aio_channel._queue):
-                    event = openmux.MessageReceived(channel.id, message.type, message.data)
-                    self._push(self.client.handle_event(event))
-                aio_channel._drop()
+            for message in session.detach_channel(channel.id):
+                event = openmux.MessageReceived(channel.id, message.type, message.data)
+                self._push(self.client.handle_event(event))
+
+    def add_client(self, client: GraphicalClient) -> None:
+        """Another graphical session on the same connection: it sees the
+        graphical events too (and answers only those of its session)."""
+        self._clients.append(client)
+
+    def _tap(self, events: list[openmux.Event]) -> list[openmux.Event]:
+        rest: list[openmux.Event] = []
+        for event in events:
+            if self._ours(event):
+                for client in self._clients:
+                    self._push(client.handle_event(event))
+            else:
+                rest.append(event)
+                if isinstance(event, openmux.ConnectionTerminated):
+                    for client in self._clients:
+                        self._push(client.handle_event(event))
+        return rest
 
     def _ours(self, event: openmux.Event) -> bool:
         connection = self.session.connection
@@ -104,7 +107,7 @@ class Peer:
         return peer
 
     def flush(self) -> None:
-        self.session._flush()
+        self.session.flush()
 
     def do(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """Call a client method and send what it queued."""

@@ -75,14 +75,7 @@ async def test_two_sessions_on_one_connection_get_two_pages(vroomd: Vroomd, page
         second = GraphicalClient(
             first.session.connection, viewport=Viewport(640, 480), session="#2"
         )
-        tap = first.session._process
-
-        def process(events: list[Any]) -> None:
-            for event in events:
-                first._push(second.handle_event(event))
-            tap(events)
-
-        first.session._process = process  # type: ignore[method-assign]
+        first.add_client(second)
         first.do(lambda: None)
         await first.wait_for(HandshakeDone, lambda e: e.session == "#2")
         await first.set_mode("voice")

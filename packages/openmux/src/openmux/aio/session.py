@@ -588,8 +588,6 @@ class Session:
         if out and self.sink is not None:
             self.sink.write_frames(out)
 
-    _flush = flush  # the tests' and benches' old name
-
     async def wait_writable(self) -> None:
         """Until the transport is under its high-water mark again;
         `SessionClosedError` if the session ends first."""
