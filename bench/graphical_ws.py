@@ -315,10 +315,9 @@ async def dispatch_latency() -> None:
     client = GraphicalClient(session.connection, viewport=Viewport(1280, 720))
     events: list[Any] = []
     changed = asyncio.Event()
-    original = session._process
 
-    def process(batch: list[openmux.Event]) -> None:
-        rest = []
+    def tap(batch: list[openmux.Event]) -> list[openmux.Event]:
+        rest: list[openmux.Event] = []
         for event in batch:
             name = None
             if isinstance(event, openmux.MessageReceived):
@@ -333,10 +332,16 @@ async def dispatch_latency() -> None:
                 changed.set()
             else:
                 rest.append(event)
-        original(rest)
+        return rest
 
-    session._process = process  # type: ignore[method-assign]
-    session._flush()
+    session.add_event_tap(tap)
+    # the control channel was granted in HELLO, before the tap: take it back
+    for channel in list(session.connection.channels.values()):
+        if parse_name(channel.name) is not None:
+            for message in session.detach_channel(channel.id):
+                event = openmux.MessageReceived(channel.id, message.type, message.data)
+                events.extend(client.handle_event(event))
+    session.flush()
 
     async def until(kind: type, pred: Any = lambda e: True) -> None:
         async with asyncio.timeout(30):
@@ -346,10 +351,10 @@ async def dispatch_latency() -> None:
 
     await until(StateReceived, lambda e: e.state.url is not None)
     client.set_mode("interact")
-    session._flush()
+    session.flush()
     await until(InputReady)
     client.navigate(blank)
-    session._flush()
+    session.flush()
     await until(StateReceived, lambda e: e.state.url == blank and e.state.loading is False)
 
     async def run(name: str, send: Any) -> None:
@@ -357,7 +362,7 @@ async def dispatch_latency() -> None:
         done.clear()
         for i in range(EVENTS):
             send(i)
-            session._flush()
+            session.flush()
             await asyncio.sleep(0.004)  # paced: latency, not queueing
         async with asyncio.timeout(30):
             while len(done) < len(arrivals) or len(arrivals) < EVENTS:
@@ -396,7 +401,7 @@ async def dispatch_latency() -> None:
     arrivals.clear()
     for i in range(EVENTS):
         client.mouse_move(100 + i % 500, 200 + i % 300)
-        session._flush()
+        session.flush()
         await asyncio.sleep(0.004)
     await asyncio.sleep(0.2)
     arrive = sorted(arrivals.values())
