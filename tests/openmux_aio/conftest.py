@@ -21,7 +21,7 @@ def _register() -> None:
     for cls in (TcpEndpoint, TlsEndpoint, WsEndpoint, WssEndpoint, StdioEndpoint):
         TRANSPORTS[cls.name] = cls
     # Transports written elsewhere: a module exposing ENDPOINTS = [Endpoint subclasses].
-    for module in ("endpoint_quic", "endpoint_webrtc"):
+    for module in ("endpoint_quic", "endpoint_webrtc", "endpoint_wsclient"):
         try:
             loaded = importlib.import_module(f"{__package__}.{module}")
         except ImportError as exc:

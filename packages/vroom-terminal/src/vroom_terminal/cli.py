@@ -350,7 +350,12 @@ class TermClient:
     # -- connect
 
     def _connect_options(self) -> dict[str, Any]:
-        options: dict[str, Any] = {"timeout": self.timeout, "ping_interval": 30.0}
+        # ws_client: OpenMux's own WebSocket client; websockets' costs ~25 ms to import
+        options: dict[str, Any] = {
+            "timeout": self.timeout,
+            "ping_interval": 30.0,
+            "ws_client": "builtin",
+        }
         scheme = self.url.split("://", 1)[0].lower()
         cafile = self.cacert
         if cafile is None and _host_of(self.url) in LOOPBACK:

@@ -75,9 +75,14 @@ async def connect(url: str, **kwargs: Any) -> Session:
     code, e.g. 4000) or `TransportError`/`OSError`; `HandshakeTimeoutError`
     (a `TransportError` and a `TimeoutError`) when no WELCOME came within
     `timeout` seconds (default 10), transport set-up included.
+    `ws_client="builtin"`: ws:// and wss:// through `wsclient` (lean start-up,
+    no `websockets` import) instead of websockets' client.
     """
     options = Options.from_kwargs(**kwargs)
-    module = _module(url)
+    if options.extra.get("ws_client") == "builtin" and url.lower().startswith(("ws:", "wss:")):
+        module = importlib.import_module(f"{__name__}.wsclient")
+    else:
+        module = _module(url)
     if getattr(module, "MANAGES_TIMEOUT", False):
         session: Session = await module.connect(url, options)
         return session
