@@ -360,26 +360,47 @@ class PtySession:
         self.on_output(data)
 
     def _on_readable(self) -> None:
+        # `_budget`, `_emit` and `_blocked` inline: this runs per keystroke echo.
+        credit = self.credit
+        limit = self.chunk if credit is None else max(0, min(self.chunk, credit))
         try:
-            data, eof = self._read_some(self._budget(self.chunk))
+            data, eof = self._read_some(limit)
         except OSError as exc:
             log.warning("pty read failed: %s", exc)
             data, eof = b"", True
         if data:
-            self._emit(data)
+            self.bytes_out += len(data)
+            if credit is not None:
+                self.credit = credit = credit - len(data)
+            self.on_output(data)
         if eof:
             self._eof_seen = True
             self._stop_reading()
             self._maybe_finish()
-        elif self._blocked:
+        elif self._paused or (self.credit is not None and self.credit <= 0):
             self._stop_reading()
 
     # ----------------------------------------------------------------- input
 
     def write(self, data: bytes) -> None:
         """Queue input for the child; written as the PTY (or pipe) accepts it."""
-        if self._input_fd is None or self._hung_up or self._eof_requested or not data:
+        fd = self._stdin if self.raw else self.master
+        if fd is None or self._hung_up or self._eof_requested or not data:
             return
+        if not self._in_buffer:
+            # Nothing queued ahead (a keystroke, nearly always): straight to
+            # the PTY, without going through the buffer.
+            try:
+                n = os.write(fd, data)
+            except BlockingIOError:
+                n = 0
+            except OSError as exc:  # the child is gone: input has nowhere to go
+                log.debug("pty write failed: %s", exc)
+                return
+            self.bytes_in += n
+            if n == len(data):
+                return
+            data = data[n:]
         self._in_buffer += data
         self._flush_input()
 

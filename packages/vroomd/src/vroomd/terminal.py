@@ -40,6 +40,7 @@ from vroom_terminal.channels import parse_name
 from vroom_terminal.errors import ErrorCode, LocalProtocolError
 from vroom_terminal.messages import AuthRequest, PtyRequest
 from vroom_terminal.server import TerminalServer
+from vroom_terminal.states import State
 
 from .pty import ExitStatus, PtySession
 
@@ -106,6 +107,7 @@ class TermSession:
         self.failed_output = b""
         self.ended = False
         self._reaped = asyncio.Event()
+        self._fast_output: Callable[[bytes], None] | None = None
 
     @property
     def label(self) -> str:
@@ -138,7 +140,7 @@ class TermSession:
         )
         pty.chunk = service.chunk
         pty.set_credit(0)  # nothing is read before the pty channel is open
-        pty.on_output = self._on_output
+        pty.on_output = self._fast_output or self._on_output
         pty.on_exit = self._on_exit
         pty.on_input_drained = self._on_input_drained
         try:
@@ -216,8 +218,10 @@ class TermSession:
         if self.pty is not None:
             self.pty.send_signal(number)
 
-    def on_pty_ready(self) -> None:
+    def on_pty_ready(self, channel: int | None = None) -> None:
         self.pty_ready = True
+        if channel is not None:
+            self._install_fast_paths(channel)
         if self.failed_output or self.exit_pending is not None:
             self._send_pending_exit()
         else:
@@ -235,7 +239,67 @@ class TermSession:
         if service._input_paused:
             service.update_reading()
 
+    def _install_fast_paths(self, channel: int) -> None:
+        """A keystroke and its echo skip the protocol layers while the
+        session simply runs (openmux.aio's "Fast paths"): DATA from the
+        client goes from the socket's callback to the PTY, output read from
+        the PTY within the credit is written to the socket as one DATA frame,
+        with the credit counted here. Anything else (another state, a
+        WINDOW_ACK, no credit, something queued ahead) goes the general way;
+        these do only what the general path would do."""
+        service = self.service
+        assert service is not None
+        sess = service.server.sessions.get(self.key)
+        if sess is None or sess.pty_id != channel:
+            return
+        session = service.session
+        active = State.SESSION_ACTIVE
+        window = sess.send_window
+        send_now = session.send_now
+        general = self._on_output
+
+        def fast_input(type_: int, data: bytes) -> bool:
+            if (
+                type_  # only DATA (WINDOW_ACK, EOF, ZSTD_DATA: the tap)
+                or self.service is not service
+                or sess.state is not active
+                or sess.pty_id != channel
+                or sess.eof
+            ):
+                return False
+            self.write(data)
+            return True
+
+        def fast_output(data: bytes) -> None:
+            size = len(data)
+            limit = window.window
+            if (
+                self.service is service
+                and sess.state is active
+                and sess.pty_id == channel
+                and (limit is None or window.sent - window.acked + size <= limit)
+                and send_now(channel, 0, data)
+            ):
+                window.take(size)
+                if service._input_paused or session.writing_paused:
+                    self._after_output(service)
+                return
+            general(data)
+
+        try:
+            session.set_fast_handler(channel, fast_input)
+        except KeyError:  # closed in the batch being handled
+            return
+        self._fast_output = fast_output
+        if self.pty is not None:
+            self.pty.on_output = fast_output
+
     # --------------------------------------------------------- from the PTY
+
+    def _after_output(self, service: TerminalService) -> None:
+        service.flush()
+        if service._input_paused and self.pty is not None and self.pty.credit == 0:
+            service.update_reading()
 
     def _on_output(self, data: bytes) -> None:
         service = self.service
@@ -248,9 +312,7 @@ class TermSession:
             return
         if sent != len(data):  # cannot happen: reads are bounded by the credit
             log.error("%s: %d output bytes beyond the credit", self.label, len(data) - sent)
-        service.flush()
-        if service._input_paused and self.pty is not None and self.pty.credit == 0:
-            service.update_reading()
+        self._after_output(service)
 
     def _on_exit(self, status: ExitStatus) -> None:
         self._finish(status)
@@ -561,7 +623,7 @@ class TerminalService:
         elif isinstance(event, ev.PtyReady):
             term = self.terms.get(event.session)
             if term is not None:
-                term.on_pty_ready()
+                term.on_pty_ready(event.channel_id)
         elif isinstance(event, ev.WindowResized):
             term = self.terms.get(event.session)
             if term is not None:

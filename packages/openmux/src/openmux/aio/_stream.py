@@ -25,6 +25,9 @@ class StreamProtocol(asyncio.Protocol):
         self.session = session
         self.transport: asyncio.Transport | None = None
         self._on_made = on_made
+        # The session's own method, not a method of ours calling it: one
+        # Python call less per read (uvloop looks it up once per transport).
+        self.data_received = session.data_received  # type: ignore[method-assign]
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)
@@ -65,6 +68,12 @@ class StreamProtocol(asyncio.Protocol):
         transport = self.transport
         if transport is not None and not transport.is_closing():
             transport.writelines(frames)
+
+    def write_frame(self, frame: bytes) -> None:
+        """One frame or piece of the stream, unbuffered (`Session.send_now`)."""
+        transport = self.transport
+        if transport is not None and not transport.is_closing():
+            transport.write(frame)
 
     def close(self) -> None:
         if self.transport is not None:

@@ -73,6 +73,26 @@ received. After queuing sends on ``session.connection`` call
 ``session.flush()``; ``await session.wait_writable()`` waits out the
 transport's back-pressure. A batch a tap swallowed whole costs one flush,
 not the asyncio layer's pass (the keystroke path).
+
+Fast paths, for a tap owner's hottest messages (a keystroke, its echo): a
+keystroke crosses four event-loop wake-ups, and the general path costs ~50
+Python calls on each (core events, taps, queue, flush). Both fast paths fall
+back to the general one whenever they cannot be exact, so order, limits and
+errors stay the general path's:
+
+- ``session.set_fast_handler(channel_id, handler)``: a whole, unfragmented
+  message on that channel goes straight from the transport's callback to
+  ``handler(type, payload) -> bool``, with no core event, when the
+  connection is OPEN, no fragmented message is pending and the stream
+  parser holds no partial frame. Returning False (decided before doing
+  anything) sends that message, and the rest of the read, the general way.
+  The registration ends with the channel: a new channel on the same id
+  is not reached. Frames of a read are taken in order, fast ones until the
+  first that is not, so nothing overtakes anything.
+- ``session.send_now(channel_id, type, payload) -> bool``: write one small
+  message straight to the transport (sinks with ``write_frame(frame)``),
+  when the connection is OPEN, the channel open and nothing is queued in
+  the core ahead of it; False: send it the general way.
 """
 
 from __future__ import annotations
@@ -89,7 +109,7 @@ from typing import Any, Literal, NamedTuple, Protocol
 from .._types import Buffer
 from ..channels import Channel as CoreChannel
 from ..channels import ChannelSpec
-from ..codes import EXTENDED_HEADER_SIZE, HEADER_SIZE, CloseCode
+from ..codes import EXTENDED_HEADER_SIZE, HEADER_SIZE, MAX_STANDARD_LENGTH, CloseCode
 from ..config import DEFER, Config
 from ..connection import Connection, State
 from ..errors import ConnectionClosedError, FrameError, MessageTooLarge
@@ -106,7 +126,7 @@ from ..events import (
     MessageReceived,
     PongReceived,
 )
-from ..frame import check_header
+from ..frame import _pack_std, check_header
 from .errors import (
     ChannelClosedError,
     ChannelRejectedError,
@@ -122,6 +142,10 @@ Policy = Callable[[ChannelSpec], "int | str | Awaitable[int | None] | None"]
 Handler = Callable[["Session"], Awaitable[Any]]
 EventTap = Callable[[list[Event]], list[Event]]
 """Sees a batch of core events first; returns those the asyncio layer handles."""
+FastHandler = Callable[[int, bytes], bool]
+"""`handler(type, payload)`: True if it took the message, False: the general path."""
+
+_OPEN = State.OPEN
 
 
 class FrameSink(Protocol):
@@ -377,6 +401,8 @@ class Session:
         self._pings: deque[asyncio.Future[float]] = deque()
         self._incoming: deque[Channel] = deque()
         self._taps: list[EventTap] = []
+        self._fast: dict[int, tuple[CoreChannel, FastHandler]] = {}
+        self._write_frame: Callable[[bytes], None] | None = None
         self._accept_waiter: asyncio.Future[None] | None = None
         self._policy_tasks: set[asyncio.Task[None]] = set()
         self._timer: asyncio.TimerHandle | None = None
@@ -402,15 +428,60 @@ class Session:
 
     def connection_made(self, sink: FrameSink) -> None:
         self.sink = sink
+        self._write_frame = getattr(sink, "write_frame", None)
         self.connection.initiate(self._loop.time())
         self.flush()
         self._arm_timer()
 
     def data_received(self, data: Buffer) -> None:
-        self._process(self.connection.receive_data(data, self._loop.time()))
+        conn = self.connection
+        fast = self._fast
+        if fast and type(data) is bytes and conn.state is _OPEN and not conn._reassembly:
+            # The fast path (module docstring), inline: this runs per keystroke.
+            reader = conn._reader
+            if reader.error is None and not reader._chunks and reader._head is None:
+                size = len(data)
+                limit = reader._limit()
+                channels = conn.channels
+                off = 0
+                while size - off >= HEADER_SIZE and conn.state is _OPEN:
+                    if data[off + 2] or data[off + 3]:
+                        break  # flags (fragment, extended length) or a bad header
+                    channel_id = data[off]
+                    entry = fast.get(channel_id)
+                    if entry is None:
+                        break
+                    length = (data[off + 4] << 8) | data[off + 5]
+                    end = off + HEADER_SIZE + length
+                    if end > size or length > limit or channels.get(channel_id) is not entry[0]:
+                        break
+                    if not entry[1](data[off + 1], data[off + HEADER_SIZE : end]):
+                        break
+                    off = end
+                if off:
+                    conn._last_rx = self._loop.time()
+                    if off == size:
+                        return
+                    data = data[off:]
+        self._process(conn.receive_data(data, self._loop.time()))
 
     def message_received(self, frame: Buffer) -> None:
-        self._process(self.connection.receive_message(frame, self._loop.time()))
+        conn = self.connection
+        fast = self._fast
+        if fast and type(frame) is bytes and conn.state is _OPEN and not conn._reassembly:
+            size = len(frame) - HEADER_SIZE
+            if size >= 0 and not frame[2] and not frame[3]:
+                entry = fast.get(frame[0])
+                if (
+                    entry is not None
+                    and size == (frame[4] << 8) | frame[5]
+                    and size <= conn._frame_limit()
+                    and conn.channels.get(frame[0]) is entry[0]
+                    and entry[1](frame[1], frame[HEADER_SIZE:])
+                ):
+                    conn._last_rx = self._loop.time()
+                    return
+        self._process(conn.receive_message(frame, self._loop.time()))
 
     def connection_lost(self, exc: BaseException | None = None) -> None:
         if exc is not None:
@@ -561,6 +632,42 @@ class Session:
 
     def remove_event_tap(self, tap: EventTap) -> None:
         self._taps.remove(tap)
+
+    def set_fast_handler(self, channel_id: int, handler: FastHandler | None) -> None:
+        """Hand whole messages of an open channel to `handler(type, payload)`
+        straight from the transport (see "Fast paths" in the module
+        docstring); None removes it. The handler must decide before doing
+        anything: True if it took the message, False and untouched for the
+        general path (the tap). It must not raise. The channel's owner still
+        handles every other message of the channel, in order, on its tap."""
+        if handler is None:
+            self._fast.pop(channel_id, None)
+            return
+        channel = self.connection.channels.get(channel_id)
+        if channel is None:
+            raise KeyError(f"channel {channel_id} is not open")
+        self._fast[channel_id] = (channel, handler)
+
+    def send_now(self, channel_id: int, type_: int, data: bytes) -> bool:
+        """Write one message straight to the transport if that keeps every
+        rule (see "Fast paths" in the module docstring); False: nothing was
+        done, send it the general way (``connection.send_message`` and
+        `flush`). Back-pressure is the caller's, as with `flush`."""
+        conn = self.connection
+        write = self._write_frame
+        size = len(data)
+        limit = conn.max_message_size
+        if (
+            write is None
+            or conn.state is not _OPEN
+            or conn._out
+            or size > MAX_STANDARD_LENGTH
+            or (limit and size > limit)
+            or channel_id not in conn.channels
+        ):
+            return False
+        write(_pack_std(channel_id, type_, 0, 0, size) + data)
+        return True
 
     def detach_channel(self, channel_id: int) -> list[Message]:
         """Take a registered channel away from the asyncio layer (one granted
@@ -810,6 +917,7 @@ class Session:
         self.channels.clear()
         for task in self._policy_tasks:
             task.cancel()
+        self._fast.clear()
         self._closed.set_result(None)
         if self._accept_waiter is not None and not self._accept_waiter.done():
             self._accept_waiter.set_result(None)
@@ -919,6 +1027,7 @@ class FrameSplitter:
 __all__ = [
     "Channel",
     "EventTap",
+    "FastHandler",
     "FrameError",
     "FrameSink",
     "FrameSplitter",

@@ -1,0 +1,109 @@
+"""CPU time per keystroke echo, per process: what latency costs under load.
+
+Wall-clock echo latency on a shared 2-core box mostly measures how long a
+process waits for a core, which depends on everyone else; the CPU each side
+spends per keystroke does not, and it is what decides that wait. Same
+keystrokes as bench/terminal_latency.py (one byte into `stty raw -echo;
+cat`, wait for its echo), but the figure is the CPU time (`/proc/PID/
+schedstat`, all threads) of `vroom term` and of vroomd over the keys,
+divided by their number; `ssh -tt`'s client for comparison (sshd forks a
+process per session, not measured).
+
+Run: .venv/bin/python bench/terminal_keycpu.py [keystrokes] [rounds]
+(medians over the rounds; the schemes alternate within a round)
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import statistics
+import sys
+import time
+from pathlib import Path
+
+from _terminal import VROOM, OnPty, emit, servers
+
+KEYS = int(sys.argv[1]) if len(sys.argv) > 1 else 1500
+ROUNDS = int(sys.argv[2]) if len(sys.argv) > 2 else 3
+REMOTE = "stty raw -echo; echo READY; exec cat"
+
+
+def cpu_ns(pid: int) -> int:
+    """On-CPU time of every thread of `pid`, in ns."""
+    total = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            total += int((task / "schedstat").read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            pass
+    return total
+
+
+def keys(child: OnPty, count: int) -> list[float]:
+    fd = child.master
+    samples = []
+    for i in range(count):
+        key = bytes([97 + i % 26])
+        start = time.perf_counter_ns()
+        os.write(fd, key)
+        got = b""
+        while not got:
+            select.select([fd], [], [])
+            got = os.read(fd, 64)
+        if got != key:
+            raise RuntimeError(f"sent {key!r}, got {got!r}")
+        samples.append((time.perf_counter_ns() - start) / 1000)
+    return samples
+
+
+def measure(child: OnPty, pids: list[int]) -> tuple[list[float], float]:
+    child.read_until(b"READY")
+    time.sleep(0.2)
+    while select.select([child.master], [], [], 0.1)[0]:
+        os.read(child.master, 65536)
+    keys(child, 50)  # warm-up
+    before = [cpu_ns(pid) for pid in pids]
+    samples = keys(child, KEYS)
+    after = [cpu_ns(pid) for pid in pids]
+    child.close()
+    samples.sort()
+    return [(a - b) / KEYS / 1000 for a, b in zip(after, before, strict=True)], samples[
+        len(samples) // 2
+    ]
+
+
+def main() -> None:
+    results: dict[str, list[tuple[list[float], float]]] = {}
+    with servers() as (vroomd, sshd):
+        for _ in range(ROUNDS):
+            for scheme in ("tcp", "ws"):
+                argv = [VROOM, "term", "-t", vroomd.url(scheme), "--", REMOTE]
+                child = OnPty(argv, vroomd.env())
+                results.setdefault(scheme, []).append(
+                    measure(child, [child.proc.pid, vroomd.proc.pid])
+                )
+            if sshd is not None:
+                child = OnPty(sshd.argv(REMOTE))
+                results.setdefault("ssh", []).append(measure(child, [child.proc.pid]))
+    for scheme in ("tcp", "ws"):
+        runs = results[scheme]
+        emit(
+            f"terminal_key_cpu_client_{scheme}",
+            statistics.median(r[0][0] for r in runs),
+            "us",
+        )
+        emit(
+            f"terminal_key_cpu_vroomd_{scheme}",
+            statistics.median(r[0][1] for r in runs),
+            "us",
+        )
+        emit(f"terminal_key_echo_p50_{scheme}", statistics.median(r[1] for r in runs), "us")
+    if "ssh" in results:
+        runs = results["ssh"]
+        emit("terminal_key_cpu_client_ssh", statistics.median(r[0][0] for r in runs), "us")
+        emit("terminal_key_echo_p50_ssh", statistics.median(r[1] for r in runs), "us")
+
+
+if __name__ == "__main__":
+    main()
