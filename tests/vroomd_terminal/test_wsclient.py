@@ -291,3 +291,20 @@ async def test_a_redirect_goes_to_websockets() -> None:
         session = await aio.connect(f"ws://127.0.0.1:{port}/omux", ws_client="builtin")
         assert not isinstance(session.sink, wsclient.WSClientProtocol)
         await session.close()
+
+
+async def test_write_frame_sends_one_whole_frame_now() -> None:
+    """`write_frame` (the sink's unbuffered path, `Session.send_now`): one
+    OpenMux frame as one WebSocket message, echoed by websockets' server."""
+    from openmux import encode_frame
+    from openmux.testing import echo_handler
+
+    server = await aio.serve(echo_handler, ["ws://127.0.0.1:0/omux"])
+    async with server:
+        session = await aio.connect(server.url("ws"), ws_client="builtin", channels=["echo"])
+        sink = session.sink
+        assert isinstance(sink, wsclient.WSClientProtocol)
+        channel = session.channel("echo")
+        sink.write_frame(encode_frame(channel.id, 7, b"now"))
+        assert await asyncio.wait_for(channel.recv(), 5) == (7, b"now")
+        await session.close()

@@ -328,6 +328,12 @@ class WSClientProtocol(asyncio.Protocol):
         else:
             transport.write(b"".join([encode_frame(_BINARY, f, urandom(4)) for f in frames]))
 
+    def write_frame(self, frame: bytes) -> None:
+        """One whole OpenMux frame as one message, now (`Session.send_now`)."""
+        transport = self.transport
+        if self.open and not self.close_sent and transport and not transport.is_closing():
+            transport.write(encode_frame(_BINARY, frame))
+
     def close(self) -> None:
         if self.transport is None or self.transport.is_closing():
             return
