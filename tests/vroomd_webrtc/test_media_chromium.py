@@ -7,9 +7,11 @@ import math
 from typing import Any
 
 import pytest
+from vroomd.graphical.screencast import FrameSlot, Screencast
 from vroomd.media import LevelMeter, MediaConfig, playout
 
 from .webrtc_harness import (
+    AGENT_PAGE,
     MAGENTA_BOX,
     Agent,
     answer,
@@ -224,3 +226,33 @@ def _record_video_packets(media: Any, keep: int = 200) -> list[bytes]:
 
     transport._send_rtp = send_rtp
     return packets
+
+
+async def test_a_refused_screencast_start_is_retried(browser: Any) -> None:
+    """Chromium sometimes refuses `Page.startScreencast` on a page that is not
+    attached yet ("Not attached to an active page"): the viewers then got no
+    frame at all (a person's video stayed black). The start is retried."""
+    page = await browser.new_page(viewport={"width": 320, "height": 240})
+    await page.set_content(AGENT_PAGE)
+    cdp = await page.context.new_cdp_session(page)
+    real_send, refused = cdp.send, []
+
+    async def send(method: str, params: Any = None) -> Any:
+        if method == "Page.startScreencast" and len(refused) < 2:
+            refused.append(method)
+            raise RuntimeError(f"Protocol error ({method}): Not attached to an active page")
+        return await real_send(method, params)
+
+    cdp.send = send
+    errors: list[BaseException] = []
+    screencast = Screencast(cdp, max_size=(320, 240), on_error=errors.append)
+    slot = FrameSlot()
+    try:
+        screencast.add(slot)
+        assert await asyncio.wait_for(slot.wait(), 20)
+        frame = slot.take()
+        assert frame is not None and frame.startswith(b"\xff\xd8")
+        assert len(refused) == 2 and not errors
+    finally:
+        screencast.close()
+        await page.close()

@@ -20,6 +20,12 @@ from typing import Any
 
 log = logging.getLogger("vroomd.graphical")
 
+START_RETRY_DELAY = 0.1
+START_RETRIES = 50
+"""`Page.startScreencast` on a page that is not attached yet (a new page
+mid-navigation) fails with "Not attached to an active page" and leaves the
+viewers without a single frame: it is retried every 0.1 s, up to 5 s."""
+
 
 class FrameSlot:
     """One viewer's newest-frame-wins mailbox."""
@@ -101,6 +107,8 @@ class Screencast:
         self.running = False
         self._on_error = on_error
         self._listening = False
+        self._retries = 0
+        self._retry: asyncio.TimerHandle | None = None
 
     def add(self, slot: FrameSlot) -> None:
         self.slots.add(slot)
@@ -153,7 +161,19 @@ class Screencast:
 
     def _stop(self) -> None:
         self.running = False
+        if self._retry is not None:
+            self._retry.cancel()
+            self._retry = None
         self._call("Page.stopScreencast", None)
+
+    def _restart(self) -> None:
+        self._retry = None
+        if self.running:
+            width, height = self.max_size
+            self._call(
+                "Page.startScreencast",
+                {"format": "jpeg", "quality": self.quality, "maxWidth": width, "maxHeight": height},
+            )
 
     def _on_frame(self, params: dict[str, Any]) -> None:
         self._call("Page.screencastFrameAck", {"sessionId": params.get("sessionId")})
@@ -172,13 +192,22 @@ class Screencast:
 
     def _call(self, method: str, params: dict[str, Any] | None) -> None:
         task = asyncio.ensure_future(self.cdp.send(method, params))
-        task.add_done_callback(self._done)
+        task.add_done_callback(lambda done: self._done(done, method))
 
-    def _done(self, task: asyncio.Future[Any]) -> None:
+    def _done(self, task: asyncio.Future[Any], method: str = "") -> None:
         if task.cancelled():
             return
         exc = task.exception()
-        if exc is not None:
-            log.debug("screencast: %r", exc)
-            if self._on_error is not None:
-                self._on_error(exc)
+        if exc is None:
+            if method == "Page.startScreencast":
+                self._retries = 0
+            return
+        log.debug("screencast: %s: %r", method, exc)
+        if method == "Page.startScreencast" and self.running and self._retries < START_RETRIES:
+            self._retries += 1
+            if self._retry is None:
+                loop = asyncio.get_running_loop()
+                self._retry = loop.call_later(START_RETRY_DELAY, self._restart)
+            return
+        if self._on_error is not None:
+            self._on_error(exc)

@@ -110,6 +110,8 @@ class TrackStats:
     superseded: int = 0
     """Decoded frames replaced by a newer one before the encoder took them."""
     decode_seconds: float = 0.0
+    paced_seconds: float = 0.0
+    """Time `recv()` held a frame back to keep within `fps`."""
     width: int = 0
     height: int = 0
 
@@ -245,14 +247,16 @@ class ScreenTrack(MediaStreamTrack):
         while True:
             if self.readyState != "live":
                 raise MediaStreamError
-            delay = self._due - loop.time()
-            if delay > 0:
-                await asyncio.sleep(delay)
             if self._ready is None and not self._ended:
                 self._decoded.clear()
                 timeout = self._idle if self._last is not None else None
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._decoded.wait(), timeout)
+            delay = self._due - loop.time()
+            if delay > 0:
+                # Over the cap: hold the frame (a newer one replaces it meanwhile).
+                self.stats.paced_seconds += delay
+                await asyncio.sleep(delay)
             if self.readyState != "live":
                 raise MediaStreamError
             if self._ready is not None:
