@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 if TYPE_CHECKING:
     import argparse
     import asyncio
-    from collections.abc import Coroutine
+    from collections.abc import Callable, Coroutine
 
     from openmux.aio import Session
 
@@ -342,6 +342,7 @@ class TermClient:
         self._env_refused: tuple[str, ...] = ()
         self._processing = False
         self._output_type: type | None = None
+        self._fast_input: Callable[[bytes], bool] | None = None
 
     def _flush(self) -> None:
         if not self._processing and self.session is not None:
@@ -513,6 +514,7 @@ class TermClient:
             else:
                 client.shell()
         elif isinstance(event, ev.PtyReady):
+            self._install_fast_paths(event.session, event.channel_id)
             self._start_stdin()
             if self.interactive:
                 self._on_winch()
@@ -596,6 +598,55 @@ class TermClient:
         if self._stdin_task is not None:
             self._stdin_task.cancel()
 
+    def _install_fast_paths(self, key: str, channel: int) -> None:
+        """Keystrokes and their echo skip the protocol layers when nothing
+        special is going on (openmux.aio's "Fast paths"): a keystroke is
+        written to the socket as one DATA frame, and DATA arriving is
+        written to stdout and counted for the WINDOW_ACK here. Whatever
+        else happens (another session state, a WINDOW_ACK due, an overrun
+        to report, something queued ahead) goes the general way, which
+        keeps every rule: these only do what the general path would do."""
+        from .states import State
+
+        session, client = self.session, self.client
+        assert session is not None and client is not None
+        sess = client.sessions.get(key)
+        if sess is None or sess.pty_id != channel:
+            return
+        active = State.SESSION_ACTIVE
+        window = sess.ack_window
+        limit = window.window
+        stdout = self.stdout
+        send_now = session.send_now
+
+        def fast_input(data: bytes) -> bool:
+            return (
+                sess.state is active
+                and sess.pty_id == channel
+                and not sess.eof
+                and send_now(channel, 0, data)  # pty DATA
+            )
+
+        def fast_output(type_: int, data: bytes) -> bool:
+            if type_ or sess.state is not active or sess.pty_id != channel:
+                return False  # only DATA while the session runs
+            size = len(data)
+            if limit is not None and (
+                window.received + size - window.acked > limit
+                or window.consumed + size - window.acked >= window.ack_every
+            ):
+                return False  # an overrun to report, or a WINDOW_ACK due
+            window.on_data(size)
+            write_all(stdout, data)
+            window.consume(size)
+            return True
+
+        try:
+            session.set_fast_handler(channel, fast_output)
+        except KeyError:  # closed in the batch being handled
+            return
+        self._fast_input = fast_input
+
     def _on_stdin(self) -> None:
         try:
             data = os.read(self.stdin, 65536)
@@ -603,7 +654,9 @@ class TermClient:
             return
         except OSError:
             data = b""
-        self._send_input(data)
+        fast = self._fast_input
+        if not (data and fast is not None and fast(data)):
+            self._send_input(data)
         session = self.session
         if session is not None and session.writing_paused and self._reading:
             import asyncio
