@@ -14,7 +14,7 @@ from aiortc.rtp import RtpPacket
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from vroomd.media import LatestFrame, LevelMeter, MediaConfig, ScreenTrack, SpeakerTrack, playout
-from vroomd.media.audio import FRAME_SAMPLES, SAMPLE_RATE, dbfs
+from vroomd.media.audio import FRAME_SAMPLES, OPUS_SILENCE, SAMPLE_RATE, OpusSpeaker, dbfs
 from vroomd.media.encoders import BitrateGovernor, EncoderStats, H264Encoder, h264_level
 from vroomd.media.playout import PlayoutDelayMap, offered_id
 from vroomd.media.video import FrameConverter, fit, jpeg_size
@@ -270,6 +270,37 @@ async def test_speaker_sends_silence_then_speech_paced_in_20ms_frames() -> None:
     speaker.stop()
     with pytest.raises(MediaStreamError):
         await speaker.recv()
+
+
+async def test_the_speaker_goes_out_as_opus_and_silence_is_a_constant_frame() -> None:
+    speaker = SpeakerTrack(max_seconds=1)
+    track = OpusSpeaker(speaker)
+    decoder = av.CodecContext.create("libopus", "r")
+    decoder.format, decoder.layout, decoder.sample_rate = "s16", "mono", SAMPLE_RATE
+
+    def decoded(packet: av.Packet) -> bytes:
+        return b"".join(bytes(f.planes[0])[: f.samples * 2] for f in decoder.decode(packet))
+
+    silent = await track.recv()
+    assert bytes(silent) == OPUS_SILENCE and silent.pts == 0
+    assert decoded(silent) == bytes(2 * FRAME_SAMPLES)
+    tone = b"".join(
+        round(8000 * math.sin(2 * math.pi * 440 * n / SAMPLE_RATE)).to_bytes(
+            2, "little", signed=True
+        )
+        for n in range(4 * FRAME_SAMPLES)
+    )
+    speaker.play(tone)
+    spoken = [await track.recv() for _ in range(4)]
+    assert [p.pts for p in spoken] == [FRAME_SAMPLES * i for i in range(1, 5)]
+    assert all(bytes(p) != OPUS_SILENCE for p in spoken) and speaker.spoken_frames == 4
+    assert (
+        dbfs(b"".join(decoded(p) for p in spoken)) > -30
+    )  # the tone: -15 dBFS, less the codec delay
+    track.stop()
+    assert speaker.readyState == "ended"
+    with pytest.raises(MediaStreamError):
+        await track.recv()
 
 
 async def test_level_meter_measures_and_echoes() -> None:

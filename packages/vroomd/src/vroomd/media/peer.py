@@ -18,7 +18,7 @@ from aiortc import RTCPeerConnection, RTCRtpSender
 from aiortc.mediastreams import MediaStreamTrack
 
 from . import encoders, playout
-from .audio import Microphone, SpeakerTrack
+from .audio import Microphone, OpusSpeaker, SpeakerTrack
 from .config import MediaConfig
 from .encoders import EncoderStats
 from .video import FrameSource, LatestFrame, ScreenTrack
@@ -83,7 +83,10 @@ class MediaPeer:
                 if config.audio
                 else "recvonly"
             )
-            self.audio_transceiver = pc.addTransceiver(self.speaker or "audio", direction=direction)
+            self.audio_transceiver = pc.addTransceiver(
+                OpusSpeaker(self.speaker) if self.speaker is not None else "audio",
+                direction=direction,
+            )
         self.voice = voice
         self.microphone: Microphone | None = None
         self._voice_started = False
