@@ -655,8 +655,9 @@ class TermClient:
         except OSError:
             data = b""
         fast = self._fast_input
-        if not (data and fast is not None and fast(data)):
-            self._send_input(data)
+        if data and fast is not None and fast(data):
+            return  # (refused while writing is paused: then the check below runs)
+        self._send_input(data)
         session = self.session
         if session is not None and session.writing_paused and self._reading:
             import asyncio

@@ -41,10 +41,14 @@ class SendWindow:
 
     def take(self, size: int) -> int:
         """Reserve up to `size` bytes of credit; returns how many were granted."""
-        available = self.available
-        granted = size if available is None else min(size, available)
-        self.sent += granted
-        return granted
+        # `available` inline, no min(): this runs for every PTY read (a keystroke's echo).
+        window = self.window
+        if window is not None:
+            available = window - self.sent + self.acked
+            if size > available:
+                size = available
+        self.sent += size
+        return size
 
     def on_ack(self, count: int) -> int:
         """Apply a cumulative WINDOW_ACK; returns the bytes newly acknowledged.

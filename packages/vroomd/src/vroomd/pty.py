@@ -362,7 +362,9 @@ class PtySession:
     def _on_readable(self) -> None:
         # `_budget`, `_emit` and `_blocked` inline: this runs per keystroke echo.
         credit = self.credit
-        limit = self.chunk if credit is None else max(0, min(self.chunk, credit))
+        limit = self.chunk
+        if credit is not None and credit < limit:
+            limit = credit if credit > 0 else 0
         try:
             data, eof = self._read_some(limit)
         except OSError as exc:

@@ -176,7 +176,7 @@ class TermSession:
         if self.pty is not None:
             self.pty.write(data)
             service = self.service
-            pending = self.pty.input_pending
+            pending = len(self.pty._in_buffer)  # `input_pending`, per keystroke
             if service is not None and pending > INPUT_HIGH_WATER:
                 if pending > INPUT_LIMIT:
                     self.overflow(service)
@@ -281,9 +281,9 @@ class TermSession:
                 and send_now(channel, 0, data)
             ):
                 window.take(size)
-                if service._input_paused or session.writing_paused:
+                if service._input_paused:
                     self._after_output(service)
-                return
+                return  # (send_now refuses while writing is paused)
             general(data)
 
         try:

@@ -91,8 +91,9 @@ errors stay the general path's:
   first that is not, so nothing overtakes anything.
 - ``session.send_now(channel_id, type, payload) -> bool``: write one small
   message straight to the transport (sinks with ``write_frame(frame)``),
-  when the connection is OPEN, the channel open and nothing is queued in
-  the core ahead of it; False: send it the general way.
+  when the connection is OPEN, the channel open, nothing is queued in the
+  core ahead of it and the transport is under its high-water mark; False:
+  send it the general way (which also sees to back-pressure).
 """
 
 from __future__ import annotations
@@ -441,7 +442,9 @@ class Session:
             reader = conn._reader
             if reader.error is None and not reader._chunks and reader._head is None:
                 size = len(data)
-                limit = reader._limit()
+                limit, hard = reader.limit, reader.hard_limit  # reader._limit() inline
+                if not limit or limit > hard:
+                    limit = hard
                 channels = conn.channels
                 off = 0
                 while size - off >= HEADER_SIZE and conn.state is _OPEN:
@@ -652,13 +655,15 @@ class Session:
         """Write one message straight to the transport if that keeps every
         rule (see "Fast paths" in the module docstring); False: nothing was
         done, send it the general way (``connection.send_message`` and
-        `flush`). Back-pressure is the caller's, as with `flush`."""
+        `flush`). Refused while writing is paused, so the general path (and
+        its back-pressure handling) takes over at the high-water mark."""
         conn = self.connection
         write = self._write_frame
         size = len(data)
         limit = conn.max_message_size
         if (
             write is None
+            or self._write_paused
             or conn.state is not _OPEN
             or conn._out
             or size > MAX_STANDARD_LENGTH
