@@ -126,6 +126,20 @@ class WSClientProtocol(asyncio.Protocol):
         self.transport.write(self.request)
 
     def data_received(self, data: bytes) -> None:
+        # The common case, a keystroke's echo: one whole small binary frame.
+        if (
+            self.attached
+            and not self.buffer
+            and len(data) >= 2
+            and data[0] == 0x82
+            and len(data) - 2 == data[1]  # < 126: unmasked, 7-bit length
+            and self.fragments is None
+            and not self.skipping_text
+            and not self.paused
+            and self.open
+        ):
+            self.session.message_received(data[2:])
+            return
         self.buffer += data
         if not self.open:
             self._handshake()
@@ -332,7 +346,12 @@ class WSClientProtocol(asyncio.Protocol):
         """One whole OpenMux frame as one message, now (`Session.send_now`)."""
         transport = self.transport
         if self.open and not self.close_sent and transport and not transport.is_closing():
-            transport.write(encode_frame(_BINARY, frame))
+            size = len(frame)
+            if size < 126:  # a keystroke
+                key = os.urandom(4)
+                transport.write(bytes((0x82, 0x80 | size)) + key + mask(frame, key))
+            else:
+                transport.write(encode_frame(_BINARY, frame))
 
     def close(self) -> None:
         if self.transport is None or self.transport.is_closing():
