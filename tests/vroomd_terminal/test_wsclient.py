@@ -308,3 +308,35 @@ async def test_write_frame_sends_one_whole_frame_now() -> None:
         sink.write_frame(encode_frame(channel.id, 7, b"now"))
         assert await asyncio.wait_for(channel.recv(), 5) == (7, b"now")
         await session.close()
+
+
+async def test_a_non_minimal_length_is_not_taken_for_a_small_frame() -> None:
+    """0x82 0x7E 00 7C + 124 bytes: 128 bytes in all, like a 126-byte small
+    frame; it is a 124-byte message (the keystroke fast path must not bite)."""
+    got: list[bytes] = []
+
+    async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        conn = mux_server()
+        while True:
+            opcode, payload = await read_frame(reader)
+            if opcode != 2:
+                continue
+            conn.receive_message(payload, time.monotonic())
+            for message in conn.messages_to_send():
+                writer.write(server_frame(2, message))
+            if conn.state.name == "OPEN" and not got:
+                channel = next(iter(conn.channels))
+                conn.send_message(channel, 5, b"y" * 118)  # 6-byte header: 124 bytes
+                frame = conn.messages_to_send()[0]
+                assert len(frame) == 124
+                await writer.drain()
+                await asyncio.sleep(0.1)  # alone in its read, as a keystroke's echo is
+                writer.write(bytes((0x82, 126)) + struct.pack("!H", 124) + frame)
+                got.append(frame)
+
+    async with raw_server(script) as url:
+        session = await aio.connect(
+            url, ws_client="builtin", channels=["echo"], timeout=5, close_timeout=0.1
+        )
+        assert await asyncio.wait_for(session.channel("echo").recv(), 5) == (5, b"y" * 118)
+        await session.close()

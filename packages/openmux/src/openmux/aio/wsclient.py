@@ -132,7 +132,8 @@ class WSClientProtocol(asyncio.Protocol):
             and not self.buffer
             and len(data) >= 2
             and data[0] == 0x82
-            and len(data) - 2 == data[1]  # < 126: unmasked, 7-bit length
+            and data[1] < 126  # unmasked, 7-bit length
+            and len(data) - 2 == data[1]
             and self.fragments is None
             and not self.skipping_text
             and not self.paused
