@@ -1,7 +1,7 @@
 """vroomd's WebRTC media: the agent's screen as H264/VP8, its voice as Opus, the
 client's microphone into a voice pipeline. See docs/vroomd-webrtc.md."""
 
-from .audio import Microphone, SpeakerTrack
+from .audio import Microphone, OpusSpeaker, SpeakerTrack
 from .config import MediaConfig
 from .encoders import EncoderStats
 from .peer import MediaPeer, codec_preferences, resources
@@ -17,6 +17,7 @@ __all__ = [
     "MediaConfig",
     "MediaPeer",
     "Microphone",
+    "OpusSpeaker",
     "ScreenTrack",
     "Speaker",
     "SpeakerTrack",
