@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from vterm_support import VROOM, VroomdProcess
 
-SCHEMES = ["tls", "quic", "tcp"]
+SCHEMES = ["tls", "quic", "tcp", "wss"]
 
 
 @pytest.fixture(scope="module")
@@ -20,7 +20,7 @@ def secure(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[VroomdPro
     xdg = tmp_path_factory.mktemp("xdg")
     proc = VroomdProcess(
         ["--listen", "tls://127.0.0.1:0", "--listen", "quic://127.0.0.1:0",
-         "--listen", "tcp://127.0.0.1:0"],
+         "--listen", "tcp://127.0.0.1:0", "--listen", "wss://127.0.0.1:0"],
         xdg / "vroomd",
     )  # fmt: skip
     proc.wait_for("ready; connect with")
