@@ -10,7 +10,9 @@ divided by their number; `ssh -tt`'s client for comparison (sshd forks a
 process per session, not measured).
 
 Run: .venv/bin/python bench/terminal_keycpu.py [keystrokes] [rounds]
-(medians over the rounds; the schemes alternate within a round)
+(medians over the rounds; a session over each transport first as warm-up:
+the first sessions a fresh vroomd serves cost it more, whichever the
+transport; the order of the transports alternates from round to round)
 """
 
 from __future__ import annotations
@@ -57,18 +59,18 @@ def keys(child: OnPty, count: int) -> list[float]:
     return samples
 
 
-def measure(child: OnPty, pids: list[int]) -> tuple[list[float], float]:
+def measure(child: OnPty, pids: list[int], count: int = KEYS) -> tuple[list[float], float]:
     child.read_until(b"READY")
     time.sleep(0.2)
     while select.select([child.master], [], [], 0.1)[0]:
         os.read(child.master, 65536)
     keys(child, 50)  # warm-up
     before = [cpu_ns(pid) for pid in pids]
-    samples = keys(child, KEYS)
+    samples = keys(child, count)
     after = [cpu_ns(pid) for pid in pids]
     child.close()
     samples.sort()
-    return [(a - b) / KEYS / 1000 for a, b in zip(after, before, strict=True)], samples[
+    return [(a - b) / count / 1000 for a, b in zip(after, before, strict=True)], samples[
         len(samples) // 2
     ]
 
@@ -76,8 +78,12 @@ def measure(child: OnPty, pids: list[int]) -> tuple[list[float], float]:
 def main() -> None:
     results: dict[str, list[tuple[list[float], float]]] = {}
     with servers() as (vroomd, sshd):
-        for _ in range(ROUNDS):
-            for scheme in ("tcp", "ws"):
+        for scheme in ("tcp", "ws"):  # warm-up, not counted
+            argv = [VROOM, "term", "-t", vroomd.url(scheme), "--", REMOTE]
+            child = OnPty(argv, vroomd.env())
+            measure(child, [child.proc.pid], 300)
+        for round_ in range(ROUNDS):
+            for scheme in ("tcp", "ws") if round_ % 2 == 0 else ("ws", "tcp"):
                 argv = [VROOM, "term", "-t", vroomd.url(scheme), "--", REMOTE]
                 child = OnPty(argv, vroomd.env())
                 results.setdefault(scheme, []).append(
