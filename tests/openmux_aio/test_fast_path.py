@@ -15,6 +15,8 @@ import struct
 
 import openmux.aio as aio
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from openmux import ConnectionTerminated, ControlType, Event, MessageReceived, encode_frame
 
 pytestmark = pytest.mark.timeout(120)
@@ -345,3 +347,131 @@ async def test_send_now_refuses_what_it_cannot_do_exactly() -> None:
     finally:
         server.close()
         await server.wait_closed()
+
+
+# ------------------------------------------------- fast == general, fuzzed
+
+
+class _MemorySink:
+    """The transport side of an in-memory byte stream (what a test peer sees)."""
+
+    def __init__(self) -> None:
+        self.out: list[bytes] = []
+        self.closed = False
+
+    def write_frames(self, frames: list[bytes]) -> None:
+        self.out.extend(frames)
+
+    def close(self) -> None:
+        self.closed = True
+
+    def pause_reading(self) -> None:
+        pass
+
+    def resume_reading(self) -> None:
+        pass
+
+
+def _frame_piece(draw: st.DrawFn) -> bytes:
+    kind = draw(st.integers(0, 7))
+    channel = draw(st.sampled_from([1, 1, 1, 2, 3]))  # 3: not open
+    if kind <= 2:  # a plain message, often a keystroke
+        size = draw(st.sampled_from([0, 1, 1, 2, 126, 1024, 1025]))
+        return encode_frame(channel, draw(st.sampled_from([0, 0, 1, 2])), b"k" * size)
+    if kind == 3:  # a fragmented message (maybe left unfinished)
+        first = encode_frame(channel, 0, b"f" * 10, 0x02)
+        if draw(st.booleans()):
+            return first + encode_frame(channel, 0, b"e" * 5, 0x06)
+        return first
+    if kind == 4:  # control (not PING: its PONG carries the time)
+        return encode_frame(0, ControlType.ERROR, b'{"code":1000}')
+    if kind == 5:  # a header with reserved bits or byte
+        frame = bytearray(encode_frame(channel, 0, b"r"))
+        frame[draw(st.sampled_from([2, 3]))] |= draw(st.sampled_from([0x80, 0x01]))
+        return bytes(frame)
+    if kind == 6:  # an extended-length header
+        return encode_frame(channel, 0, b"x" * 3, 0x01)[:2] + b"\x01\x00\0\0\0\3xxx"
+    return draw(st.binary(max_size=12))  # garbage
+
+
+@st.composite
+def _streams(draw: st.DrawFn) -> tuple[bytes, list[int]]:
+    data = b"".join(_frame_piece(draw) for _ in range(draw(st.integers(1, 12))))
+    cuts = sorted(draw(st.lists(st.integers(0, len(data)), max_size=6)))
+    return data, cuts
+
+
+@st.composite
+def _messages(draw: st.DrawFn) -> list[bytes]:
+    return [_frame_piece(draw) for _ in range(draw(st.integers(1, 12)))]
+
+
+async def _run_server(
+    data: bytes, cuts: list[int], fast: bool, messages: list[bytes] | None = None
+) -> tuple[object, ...]:
+    from openmux import ChannelSpec, Config, Connection
+
+    mode = "stream" if messages is None else "message"
+    client = Connection(
+        Config(is_client=True, channels=[ChannelSpec(FAST), ChannelSpec(OTHER)],
+               max_message_size=1024),
+        mode=mode,
+    )  # fmt: skip
+    client.initiate(0.0)
+    session = aio.Session(aio.Options(max_message_size=1024), is_client=False, mode=mode)
+    sink = _MemorySink()
+    session.connection_made(sink)
+    if messages is None:
+        session.data_received(client.data_to_send())
+    else:
+        for hello in client.messages_to_send():
+            session.message_received(hello)
+    log: list[tuple[str, int, bytes]] = []
+    conn = session.connection
+
+    def tap(events: list[Event]) -> list[Event]:
+        for event in events:
+            if type(event) is MessageReceived and event.channel_id in conn.channels:
+                log.append((conn.channels[event.channel_id].name, event.type, bytes(event.data)))
+        return [e for e in events if type(e) is not MessageReceived]
+
+    session.add_event_tap(tap)
+    for channel in list(conn.channels.values()):
+        session.detach_channel(channel.id)
+    if fast:
+
+        def handler(type_: int, payload: bytes) -> bool:
+            if type_:
+                return False
+            log.append((FAST, type_, payload))
+            return True
+
+        session.set_fast_handler(1, handler)
+    if messages is None:
+        for start, end in zip([0, *cuts], [*cuts, len(data)], strict=True):
+            session.data_received(data[start:end])
+    else:
+        for message in messages:
+            session.message_received(message)
+    return log, b"".join(sink.out), sink.closed, session.close_code, conn.state
+
+
+@settings(max_examples=300, deadline=None)
+@given(_streams())
+def test_fast_path_equals_general_path_on_any_stream(stream: tuple[bytes, list[int]]) -> None:
+    """Whatever arrives, cut anyhow: a session with a fast handler logs,
+    answers and fails exactly as one without."""
+    data, cuts = stream
+    fast = asyncio.run(_run_server(data, cuts, True))
+    general = asyncio.run(_run_server(data, cuts, False))
+    assert fast == general
+
+
+@settings(max_examples=200, deadline=None)
+@given(_messages())
+def test_fast_path_equals_general_path_on_any_messages(messages: list[bytes]) -> None:
+    """The same for message transports (WebSocket, QUIC, DataChannels): one
+    frame per message, or not."""
+    fast = asyncio.run(_run_server(b"", [], True, messages))
+    general = asyncio.run(_run_server(b"", [], False, messages))
+    assert fast == general
