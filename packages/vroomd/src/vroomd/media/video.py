@@ -12,7 +12,6 @@ a time and always the newest, beside the encoder of the previous frame.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import fractions
 import logging
 import time
@@ -226,19 +225,29 @@ class ScreenTrack(MediaStreamTrack):
         self._start: float | None = None
         self._last: av.VideoFrame | None = None
         self._last_pts = -1
-        self._changed = asyncio.Event()
-        self._decoded = asyncio.Event()
         self._ready: av.VideoFrame | None = None
         """Decoded, not sent yet (a newer one replaces it)."""
+        self._wake: asyncio.Future[None] | None = None
+        """`recv()` waiting for a decoded frame."""
         self._ended = False
         self._decoder: asyncio.Task[None] | None = None
+        self._idle_source: FrameSource | None = None
+        """The source the decoder waits on, while it has nothing to decode."""
         LIVE.add(self)
 
     def set_source(self, source: FrameSource) -> None:
         """Switch to another source (another page, a new screencast); the
         next frame comes from it at once."""
         self.source = source
-        self._changed.set()
+        decoder = self._decoder
+        if self._idle_source is not None and decoder is not None and not decoder.done():
+            # Waiting on the old source: wait on the new one instead. (Never
+            # while decoding: the converter is not to be used by two threads.)
+            decoder.cancel()
+            self._idle_source = None
+            self._decoder = asyncio.get_running_loop().create_task(
+                self._decode(), name="vroomd-video-decode"
+            )
 
     async def recv(self) -> av.VideoFrame:
         loop = asyncio.get_running_loop()
@@ -248,10 +257,18 @@ class ScreenTrack(MediaStreamTrack):
             if self.readyState != "live":
                 raise MediaStreamError
             if self._ready is None and not self._ended:
-                self._decoded.clear()
-                timeout = self._idle if self._last is not None else None
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._decoded.wait(), timeout)
+                # A bare future, woken by the decoder or the idle timer: one
+                # event-loop turn from a decoded frame to its encoding.
+                wake = self._wake = loop.create_future()
+                timer = (
+                    loop.call_later(self._idle, _resolve, wake) if self._last is not None else None
+                )
+                try:
+                    await wake
+                finally:
+                    self._wake = None
+                    if timer is not None:
+                        timer.cancel()
             delay = self._due - loop.time()
             if delay > 0:
                 # Over the cap: hold the frame (a newer one replaces it meanwhile).
@@ -285,15 +302,17 @@ class ScreenTrack(MediaStreamTrack):
         stats = self.stats
         while self.readyState == "live":
             source = self.source
-            alive = await self._wait(source)
-            if source is not self.source:
-                continue  # replaced while waiting
-            if not alive:
-                self._ended = True  # closed and not replaced: the screen is gone
-                self._decoded.set()
-                return
             data = source.take()
             if data is None:
+                self._idle_source = source  # set_source() may cancel this wait
+                try:
+                    alive = await source.wait()
+                finally:
+                    self._idle_source = None
+                if not alive and source is self.source:
+                    self._ended = True  # closed and not replaced: the screen is gone
+                    self._wakeup()
+                    return
                 continue
             started = time.perf_counter()
             frame = await loop.run_in_executor(None, self._convert, data)
@@ -305,23 +324,12 @@ class ScreenTrack(MediaStreamTrack):
             if self._ready is not None:
                 stats.superseded += 1
             self._ready = frame
-            self._decoded.set()
+            self._wakeup()
 
-    async def _wait(self, source: FrameSource) -> bool:
-        """Until `source` has a frame (True), is closed (False) or is replaced (True)."""
-        self._changed.clear()
-        waiter = asyncio.ensure_future(source.wait())
-        changed = asyncio.ensure_future(self._changed.wait())
-        try:
-            done, _ = await asyncio.wait((waiter, changed), return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for task in (waiter, changed):
-                if not task.done():
-                    task.cancel()
-            await asyncio.gather(waiter, changed, return_exceptions=True)
-        if waiter in done and not waiter.cancelled() and waiter.exception() is None:
-            return bool(waiter.result())
-        return True
+    def _wakeup(self) -> None:
+        wake = self._wake
+        if wake is not None and not wake.done():
+            wake.set_result(None)
 
     def _stamp(self, frame: av.VideoFrame, now: float) -> av.VideoFrame:
         if self._start is None:
@@ -337,10 +345,14 @@ class ScreenTrack(MediaStreamTrack):
 
     def stop(self) -> None:
         super().stop()
-        self._changed.set()
-        self._decoded.set()
+        self._wakeup()
         if self._decoder is not None and not self._decoder.done():
             self._decoder.cancel()
+
+
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
 
 
 def live_tracks() -> int:
