@@ -403,6 +403,7 @@ class Session:
         self._incoming: deque[Channel] = deque()
         self._taps: list[EventTap] = []
         self._fast: dict[int, tuple[CoreChannel, FastHandler]] = {}
+        self._max_frame = 0  # `connection._frame_limit()` once OPEN (message fast path)
         self._write_frame: Callable[[bytes], None] | None = None
         self._accept_waiter: asyncio.Future[None] | None = None
         self._policy_tasks: set[asyncio.Task[None]] = set()
@@ -478,7 +479,7 @@ class Session:
                 if (
                     entry is not None
                     and size == (frame[4] << 8) | frame[5]
-                    and size <= conn._frame_limit()
+                    and size <= self._max_frame
                     and conn.channels.get(frame[0]) is entry[0]
                     and entry[1](frame[1], frame[HEADER_SIZE:])
                 ):
@@ -649,6 +650,8 @@ class Session:
         channel = self.connection.channels.get(channel_id)
         if channel is None:
             raise KeyError(f"channel {channel_id} is not open")
+        # Fixed once OPEN (negotiated in the handshake), so taken now.
+        self._max_frame = self.connection._frame_limit()
         self._fast[channel_id] = (channel, handler)
 
     def send_now(self, channel_id: int, type_: int, data: bytes) -> bool:

@@ -114,6 +114,7 @@ class WebSocketSink:
         self.session = session
         self._reading = asyncio.Event()
         self._reading.set()
+        self._reading_on = True  # the same as a plain attribute, for the fast receive
         self._drain_task: asyncio.Task[None] | None = None
         self._close_task: asyncio.Task[None] | None = None
         self.task: asyncio.Task[None] | None = None  # client side: the reader
@@ -255,8 +256,8 @@ class WebSocketSink:
             if bound is not None:
                 limit = min(limit, bound)
         queue = ws.recv_messages.frames.queue
-        reading = self._reading
         deliver = self.session.message_received
+        sink = self
 
         def data_received(data: bytes) -> None:
             if (
@@ -271,7 +272,7 @@ class WebSocketSink:
             ):
                 size = len(data)
                 off = 0
-                while size - off >= head_size and reading.is_set():
+                while size - off >= head_size and sink._reading_on:
                     second = data[off + 1]
                     if data[off] != 0x82 or second & 0x80 != mask_bit:
                         break  # not a final binary frame, or masked wrongly
@@ -329,9 +330,11 @@ class WebSocketSink:
         return self.ws.transport.get_write_buffer_size()
 
     def pause_reading(self) -> None:
+        self._reading_on = False
         self._reading.clear()
 
     def resume_reading(self) -> None:
+        self._reading_on = True
         self._reading.set()
 
     async def run(self) -> None:
