@@ -26,6 +26,7 @@ from openmux.aio import _http
 from vroomd.daemon import Daemon, DaemonConfig
 from vroomd.graphical import GraphicalConfig
 from vroomd.media import resources
+from vroomd.webrtc import WebRTCConfig
 
 from .webrtc_harness import CHROMIUM, CHROMIUM_ARGS, eventually
 
@@ -229,6 +230,24 @@ async def test_without_udp_the_page_falls_back_to_websocket(
             await eventually(lambda: page.evaluate("vroom.stats.decoded > 0"))
         finally:
             await blocked.close()
+
+
+async def test_with_webrtc_off_the_page_uses_websocket(browser: Any) -> None:
+    """`vroomd --no-webrtc`: no signaling, so the page's offer is refused and
+    it falls back to the WebSocket path."""
+    config = GraphicalConfig(chromium=CHROMIUM, browser_context="shared")
+    daemon = Daemon(DaemonConfig(token=TOKEN, graphical=config, webrtc=WebRTCConfig(enabled=False)))
+    urls = await daemon.listen("ws://127.0.0.1:0")
+    port = int(urls[0].rsplit(":", 1)[1].split("/")[0])
+    try:
+        page = await browser.new_page(bypass_csp=True)
+        await page.goto(f"http://127.0.0.1:{port}/#token={TOKEN}")
+        await page.wait_for_function("window.vroom && window.vroom.path", timeout=30_000)
+        assert await page.evaluate("vroom.path") == "WebSocket"
+        assert not daemon.webrtc.peers
+        await page.close()
+    finally:
+        await daemon.close()
 
 
 # ------------------------------------------------------------------ helpers
