@@ -127,7 +127,7 @@ from ..events import (
     MessageReceived,
     PongReceived,
 )
-from ..frame import _pack_std, check_header
+from ..frame import _pack_std, _unpack_std, check_header
 from .errors import (
     ChannelClosedError,
     ChannelRejectedError,
@@ -449,17 +449,16 @@ class Session:
                 channels = conn.channels
                 off = 0
                 while size - off >= HEADER_SIZE and conn.state is _OPEN:
-                    if data[off + 2] or data[off + 3]:
-                        break  # flags (fragment, extended length) or a bad header
-                    channel_id = data[off]
+                    channel_id, type_, flags, reserved, length = _unpack_std(data, off)
+                    if flags or reserved:
+                        break  # a fragment, an extended length or a bad header
                     entry = fast.get(channel_id)
                     if entry is None:
                         break
-                    length = (data[off + 4] << 8) | data[off + 5]
                     end = off + HEADER_SIZE + length
                     if end > size or length > limit or channels.get(channel_id) is not entry[0]:
                         break
-                    if not entry[1](data[off + 1], data[off + HEADER_SIZE : end]):
+                    if not entry[1](type_, data[off + HEADER_SIZE : end]):
                         break
                     off = end
                 if off:
