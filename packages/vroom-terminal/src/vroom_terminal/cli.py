@@ -637,7 +637,12 @@ class TermClient:
             ):
                 return False  # an overrun to report, or a WINDOW_ACK due
             window.on_data(size)
-            write_all(stdout, data)
+            try:  # `write_all`'s first write, inline
+                written = os.write(stdout, data)
+            except (BlockingIOError, InterruptedError):
+                written = 0
+            if written != size:
+                write_all(stdout, memoryview(data)[written:])
             window.consume(size)
             return True
 

@@ -267,7 +267,13 @@ class TermSession:
                 or sess.eof
             ):
                 return False
-            self.write(data)
+            pty = self.pty
+            if pty is not None and not pty._in_buffer:
+                # `write` without its high-water check: nothing was queued
+                # and one message is far below INPUT_HIGH_WATER.
+                pty.write(data)
+            else:
+                self.write(data)
             return True
 
         def fast_output(data: bytes) -> None:
