@@ -1,5 +1,6 @@
 """Keystroke echo latency: one byte at a time into `stty raw -echo; cat`,
-read back, 2,000 keystrokes; p50 and p99 in microseconds.
+read back, 2,000 keystrokes per path, the paths interleaved key by key;
+p50 and p99 in microseconds.
 
 - bare: `cat` on a local PTY (the kernel's round trip);
 - vroom term (WebSocket, TCP) on a client PTY, vs `ssh -tt` on a client PTY.
@@ -20,49 +21,65 @@ KEYS = int(sys.argv[1]) if len(sys.argv) > 1 else 2000
 REMOTE = "stty raw -echo; echo READY; exec cat"
 
 
-def echo_latency(child: OnPty) -> tuple[float, float]:
+def ready(child: OnPty) -> OnPty:
     child.read_until(b"READY")
     time.sleep(0.2)
     # swallow whatever followed READY (the line end)
     while select.select([child.master], [], [], 0.1)[0]:
         os.read(child.master, 65536)
-    fd = child.master
-    samples: list[float] = []
+    return child
+
+
+def one_key(fd: int, key: bytes) -> float:
+    start = time.perf_counter_ns()
+    os.write(fd, key)
+    got = b""
+    while not got:
+        select.select([fd], [], [])
+        got = os.read(fd, 64)
+    elapsed = time.perf_counter_ns() - start
+    if got != key:
+        raise RuntimeError(f"sent {key!r}, got {got!r}")
+    return elapsed / 1000
+
+
+def interleaved(children: dict[str, OnPty]) -> dict[str, tuple[float, float]]:
+    """Every path gets keystroke i before any gets i + 1, the order rotating
+    each time: a load that comes and goes on this shared machine then falls
+    on all of them alike instead of on whichever was measured at the time."""
+    names = list(children)
+    samples: dict[str, list[float]] = {name: [] for name in names}
     for i in range(KEYS + 50):
         key = bytes([97 + i % 26])
-        start = time.perf_counter_ns()
-        os.write(fd, key)
-        got = b""
-        while not got:
-            select.select([fd], [], [])
-            got = os.read(fd, 64)
-        elapsed = time.perf_counter_ns() - start
-        if got != key:
-            raise RuntimeError(f"sent {key!r}, got {got!r}")
-        if i >= 50:  # warm-up
-            samples.append(elapsed / 1000)
-    child.close()
-    samples.sort()
-    return samples[len(samples) // 2], samples[int(len(samples) * 0.99)]
+        shift = i % len(names)
+        for name in names[shift:] + names[:shift]:
+            elapsed = one_key(children[name].master, key)
+            if i >= 50:  # warm-up
+                samples[name].append(elapsed)
+    result = {}
+    for name, values in samples.items():
+        children[name].close()
+        values.sort()
+        result[name] = (values[len(values) // 2], values[int(len(values) * 0.99)])
+    return result
 
 
 def main() -> None:
     with servers() as (vroomd, sshd):
-        p50, p99 = echo_latency(OnPty(["sh", "-c", REMOTE]))
-        emit("terminal_echo_bare_pty_p50", p50, "us")
-        emit("terminal_echo_bare_pty_p99", p99, "us")
-        results = {}
+        children = {"bare_pty": ready(OnPty(["sh", "-c", REMOTE]))}
         for scheme in ("ws", "tcp"):
             argv = [VROOM, "term", "-t", vroomd.url(scheme), "--", REMOTE]
-            results[scheme] = echo_latency(OnPty(argv, vroomd.env()))
-            emit(f"terminal_echo_vroom_term_{scheme}_p50", results[scheme][0], "us")
-            emit(f"terminal_echo_vroom_term_{scheme}_p99", results[scheme][1], "us")
+            children[f"vroom_term_{scheme}"] = ready(OnPty(argv, vroomd.env()))
         if sshd is not None:
-            ssh = echo_latency(OnPty(sshd.argv(REMOTE)))
-            emit("terminal_echo_ssh_tt_p50", ssh[0], "us")
-            emit("terminal_echo_ssh_tt_p99", ssh[1], "us")
-            for scheme, (p50, _) in results.items():
-                emit(f"terminal_echo_vroom_term_{scheme}_p50_vs_ssh", p50 / ssh[0], "x")
+            children["ssh_tt"] = ready(OnPty(sshd.argv(REMOTE)))
+        results = interleaved(children)
+        for name, (p50, p99) in results.items():
+            emit(f"terminal_echo_{name}_p50", p50, "us")
+            emit(f"terminal_echo_{name}_p99", p99, "us")
+        if "ssh_tt" in results:
+            for scheme in ("ws", "tcp"):
+                ratio = results[f"vroom_term_{scheme}"][0] / results["ssh_tt"][0]
+                emit(f"terminal_echo_vroom_term_{scheme}_p50_vs_ssh", ratio, "x")
 
 
 if __name__ == "__main__":
