@@ -27,6 +27,11 @@ from pathlib import Path
 BIN = Path(sys.executable).parent
 VROOMD = str(BIN / "vroomd")
 VROOM = str(BIN / "vroom")
+CLIENT_OPTIONS: dict[str, str] = (
+    {"ws_client": os.environ["BENCH_WS_CLIENT"]} if os.environ.get("BENCH_WS_CLIENT") else {}
+)
+"""`openmux.aio.connect` options of the client-API figures: BENCH_WS_CLIENT=builtin
+measures OpenMux's own WebSocket client (what `vroom term` uses) instead of websockets'."""
 
 
 def compile_packages() -> None:
@@ -297,7 +302,7 @@ class CountingClient:
 
         loop = asyncio.get_running_loop()
         done: asyncio.Future[float] = loop.create_future()
-        session = await openmux.aio.connect(self.url, timeout=10)
+        session = await openmux.aio.connect(self.url, timeout=10, **CLIENT_OPTIONS)
         from vroom_terminal.capabilities import CapabilityOffer
 
         client = TerminalClient(session.connection, offer=CapabilityOffer())
