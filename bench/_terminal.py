@@ -12,6 +12,7 @@ import contextlib
 import fcntl
 import os
 import re
+import select
 import shutil
 import signal
 import socket
@@ -345,3 +346,30 @@ class CountingClient:
         end = await done
         await session.close()
         return self.total, self.first, end
+
+
+ECHO_REMOTE = "stty raw -echo; echo READY; exec cat"
+"""What the keystroke benches run: a raw, silent `cat` that echoes each byte."""
+
+
+def ready(child: OnPty) -> OnPty:
+    """Wait for ECHO_REMOTE's READY and swallow what followed it (the line end)."""
+    child.read_until(b"READY")
+    time.sleep(0.2)
+    while select.select([child.master], [], [], 0.1)[0]:
+        os.read(child.master, 65536)
+    return child
+
+
+def one_key(fd: int, key: bytes) -> float:
+    """Write one byte to a PTY master and wait for its echo; microseconds."""
+    start = time.perf_counter_ns()
+    os.write(fd, key)
+    got = b""
+    while not got:
+        select.select([fd], [], [])
+        got = os.read(fd, 64)
+    elapsed = time.perf_counter_ns() - start
+    if got != key:
+        raise RuntimeError(f"sent {key!r}, got {got!r}")
+    return elapsed / 1000

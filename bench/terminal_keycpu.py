@@ -17,18 +17,15 @@ transport; the order of the transports alternates from round to round)
 
 from __future__ import annotations
 
-import os
-import select
 import statistics
 import sys
-import time
 from pathlib import Path
 
-from _terminal import VROOM, OnPty, emit, servers
+from _terminal import ECHO_REMOTE, VROOM, OnPty, emit, one_key, ready, servers
 
 KEYS = int(sys.argv[1]) if len(sys.argv) > 1 else 1500
 ROUNDS = int(sys.argv[2]) if len(sys.argv) > 2 else 3
-REMOTE = "stty raw -echo; echo READY; exec cat"
+REMOTE = ECHO_REMOTE
 
 
 def cpu_ns(pid: int) -> int:
@@ -43,27 +40,11 @@ def cpu_ns(pid: int) -> int:
 
 
 def keys(child: OnPty, count: int) -> list[float]:
-    fd = child.master
-    samples = []
-    for i in range(count):
-        key = bytes([97 + i % 26])
-        start = time.perf_counter_ns()
-        os.write(fd, key)
-        got = b""
-        while not got:
-            select.select([fd], [], [])
-            got = os.read(fd, 64)
-        if got != key:
-            raise RuntimeError(f"sent {key!r}, got {got!r}")
-        samples.append((time.perf_counter_ns() - start) / 1000)
-    return samples
+    return [one_key(child.master, bytes([97 + i % 26])) for i in range(count)]
 
 
 def measure(child: OnPty, pids: list[int], count: int = KEYS) -> tuple[list[float], float]:
-    child.read_until(b"READY")
-    time.sleep(0.2)
-    while select.select([child.master], [], [], 0.1)[0]:
-        os.read(child.master, 65536)
+    ready(child)
     keys(child, 50)  # warm-up
     before = [cpu_ns(pid) for pid in pids]
     samples = keys(child, count)

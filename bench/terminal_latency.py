@@ -10,37 +10,12 @@ Run: .venv/bin/python bench/terminal_latency.py [keystrokes]
 
 from __future__ import annotations
 
-import os
-import select
 import sys
-import time
 
-from _terminal import VROOM, OnPty, emit, servers
+from _terminal import ECHO_REMOTE, VROOM, OnPty, emit, one_key, ready, servers
 
 KEYS = int(sys.argv[1]) if len(sys.argv) > 1 else 2000
-REMOTE = "stty raw -echo; echo READY; exec cat"
-
-
-def ready(child: OnPty) -> OnPty:
-    child.read_until(b"READY")
-    time.sleep(0.2)
-    # swallow whatever followed READY (the line end)
-    while select.select([child.master], [], [], 0.1)[0]:
-        os.read(child.master, 65536)
-    return child
-
-
-def one_key(fd: int, key: bytes) -> float:
-    start = time.perf_counter_ns()
-    os.write(fd, key)
-    got = b""
-    while not got:
-        select.select([fd], [], [])
-        got = os.read(fd, 64)
-    elapsed = time.perf_counter_ns() - start
-    if got != key:
-        raise RuntimeError(f"sent {key!r}, got {got!r}")
-    return elapsed / 1000
+REMOTE = ECHO_REMOTE
 
 
 def interleaved(children: dict[str, OnPty]) -> dict[str, tuple[float, float]]:
