@@ -49,8 +49,24 @@ CAs of an `ssl=` SSLContext (what the TCP/WebSocket transports take); a
 server needs `certfile`/`keyfile`, since a certificate cannot be read back
 out of an SSLContext.
 
-QUIC's own idle timeout (60 s) still applies: with `ping_interval=0` an idle
-session ends after it.
+Liveness. A server session's `hello_timeout` (the core's HELLO timer) runs
+from the client's first QUIC packet, so a client that completes the QUIC/TLS
+handshake, or stalls in it, and never sends HELLO is dropped then, as on
+TCP/WebSocket ("handshake failed ... 4007" in the log), not at QUIC's idle
+timeout. A CLOSE travels only on the control stream: when the client never
+opened it, the QUIC connection is closed at once rather than after
+`close_timeout` waiting for an acknowledgement that cannot come. The QUIC
+connection always ends with an application CONNECTION_CLOSE whose error code
+is the OpenMux close code (0 for 1000), reason phrase `openmux <code>`.
+
+While the OpenMux session is open, the binding sends a QUIC PING every third
+of the negotiated QUIC idle timeout (the smaller of both sides'
+`idle_timeout`, aioquic's default 60 s), so an idle session lives as long as
+the peer's QUIC stack answers: with `ping_interval=0` it lives forever, as
+on TCP/WebSocket. A peer that is gone still ends it after the idle timeout,
+since unanswered PINGs do not restart QUIC's idle timer. (Deriving the idle
+timeout from the OpenMux config instead would turn `ping_interval=0` into
+"never notice a dead peer", and the peer may announce a shorter one anyway.)
 
 Keyword arguments (`options.extra`): client `cafile`, `cadata`, `capath`,
 `verify` (default True), `server_name`, `session_ticket`,
@@ -108,6 +124,10 @@ DATAGRAM_QUEUE = 256
 """Outgoing datagrams aioquic may hold before new ones are dropped."""
 EARLY_DATA_LIMIT = 64 * 1024
 """Bytes held from before the QUIC handshake completes (a HELLO is far smaller)."""
+KEEPALIVE_FRACTION = 1 / 3
+"""QUIC PINGs go out at this fraction of the idle timeout: a lost one is retried in time."""
+_KEEPALIVE_UID = 0
+"""The uid of keepalive PINGs; aioquic's own `ping()` waiters use id() values."""
 _PACKET_OVERHEAD = 48
 """Short header with the longest connection id, packet number, AEAD tag, frame header."""
 
@@ -277,6 +297,11 @@ def _remote_datagram_size(quic: QuicConnection) -> int | None:
     return size
 
 
+def _idle_timeout(quic: QuicConnection) -> float:
+    """The negotiated idle timeout: the smaller of both sides', at least 3 PTOs."""
+    return float(quic._idle_timeout())
+
+
 def _install_flow_control(quic: QuicConnection, reading_paused: Callable[[int], bool]) -> None:
     """Replace aioquic's flow-control auto-tuning by a fixed window.
 
@@ -440,6 +465,7 @@ class QuicTransport(QuicConnectionProtocol):
         self._closing = False
         self._quic_closed = False
         self._close_timer: asyncio.TimerHandle | None = None
+        self._keepalive: asyncio.TimerHandle | None = None
         self._reading_paused = False
         self._write_paused = False
         self._control = 0
@@ -491,6 +517,27 @@ class QuicTransport(QuicConnectionProtocol):
             self._next_stream = self._control + 4
         self.session.connection_made(self)
         self._transmit_soon()
+        if not self._quic_closed:
+            self._arm_keepalive()
+
+    def _arm_keepalive(self) -> None:
+        interval = _idle_timeout(self._quic) * KEEPALIVE_FRACTION
+        self._keepalive = self._loop.call_later(interval, self._keepalive_due)
+
+    def _keepalive_due(self) -> None:
+        """Keep QUIC's idle timer from ending an open OpenMux session (module docstring)."""
+        self._keepalive = None
+        if self._lost or self._closing or self._quic_closed:
+            return
+        if self.session.connection.state is State.OPEN:
+            self._quic.send_ping(_KEEPALIVE_UID)
+            self.transmit()
+        self._arm_keepalive()
+
+    def _stop_keepalive(self) -> None:
+        if self._keepalive is not None:
+            self._keepalive.cancel()
+            self._keepalive = None
 
     def datagram_received(self, data: bytes | str, addr: Any) -> None:
         info = self.session.transport_info
@@ -572,6 +619,7 @@ class QuicTransport(QuicConnectionProtocol):
         if self._lost:
             return
         self._lost = True
+        self._stop_keepalive()
         if self._close_timer is not None:
             self._close_timer.cancel()
         if self.started:
@@ -856,6 +904,16 @@ class QuicTransport(QuicConnectionProtocol):
     def write_frames(self, frames: list[bytes]) -> None:
         if self._quic_closed or self._closing:
             return
+        if (
+            not self.is_client
+            and self._control not in self._seen
+            and self.session.connection.state is State.CLOSING
+        ):
+            # CLOSE (4007 after hello_timeout, 1001 from a closing server)
+            # before the client opened its control stream: nothing can carry
+            # it, so waiting close_timeout for its acknowledgement is pointless.
+            self._close_quic()
+            return
         quic = self._quic
         batch: dict[int, list[bytes]] = {}
         too_large: LocalProtocolError | None = None
@@ -953,11 +1011,14 @@ class QuicTransport(QuicConnectionProtocol):
         if self._close_timer is not None:
             self._close_timer.cancel()
             self._close_timer = None
+        self._stop_keepalive()
         if self._quic_closed:
             return
         self._quic_closed = True
-        code = self.session.close_code or CloseCode.NORMAL
-        self._quic.close(error_code=0, reason_phrase=f"openmux {code}")
+        session = self.session
+        code = session.close_code or session.connection.close_code or CloseCode.NORMAL
+        error = 0 if code == CloseCode.NORMAL else int(code)  # an application error code
+        self._quic.close(error_code=error, reason_phrase=f"openmux {code}")
         self.transmit()
 
     def pause_reading(self) -> None:
