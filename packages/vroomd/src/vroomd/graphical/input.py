@@ -75,8 +75,10 @@ class InputMapper:
         self._next_move: tuple[int, int] | None = None
         self._last_press: tuple[float, int, int, int, int] = (0.0, -1, 0, 0, 0)
         """(time, button, x, y, clickCount) of the last press, for double clicks."""
-        self.moved = 0
-        """Mouse positions sent to the page (after coalescing); for the cursor."""
+        self.on_move: Callable[[], None] | None = None
+        """Called whenever a new pointer position is sent to the page (the
+        cursor shape follows it). Also from a move's completion callback:
+        a coalesced move is sent there, after `handle()` has returned."""
         self.before_paste: Callable[[], Awaitable[None]] | None = None
         """Called before a paste shortcut reaches the page (the owner's clipboard)."""
 
@@ -140,10 +142,10 @@ class InputMapper:
         x, y = self._next_move
         self._next_move = None
         self.x, self.y = x, y
-        self.moved += 1
         params = self._mouse_params("mouseMoved", x, y)
         self._move = asyncio.ensure_future(self.cdp.send("Input.dispatchMouseEvent", params))
         self._move.add_done_callback(self._move_done)
+        self._moved()
 
     def _move_done(self, future: asyncio.Future[Any]) -> None:
         if future is not self._move:
@@ -173,8 +175,8 @@ class InputMapper:
         name, bit = BUTTON_NAMES[index], BUTTON_BITS[index]
         if (x, y) != (self.x, self.y):
             self.x, self.y = x, y
-            self.moved += 1
             await self._mouse("mouseMoved", x, y)
+            self._moved()
         if isinstance(message, MouseDown):
             now = time.monotonic()
             at, last_button, lx, ly, count = self._last_press
@@ -194,6 +196,10 @@ class InputMapper:
             self.buttons &= ~bit
             count = self._last_press[4] if self._last_press[1] == index else 1
             await self._mouse("mouseReleased", x, y, button=name, clickCount=count)
+
+    def _moved(self) -> None:
+        if self.on_move is not None:
+            self.on_move()
 
     def _mouse_params(self, kind: str, x: int, y: int, **extra: Any) -> dict[str, Any]:
         params: dict[str, Any] = {

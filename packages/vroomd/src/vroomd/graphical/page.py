@@ -119,6 +119,8 @@ class Screen:
         self._ready = asyncio.Event()
         self._queue: deque[tuple[str, Any]] = deque()
         self._wake = asyncio.Event()
+        self._handling = False
+        """The worker has taken an input off the queue and not finished it."""
         self._tasks: set[asyncio.Task[Any]] = set()
         self._state_handle: asyncio.TimerHandle | None = None
         self._cursor: tuple[str, int, int] | None = None
@@ -179,6 +181,7 @@ class Screen:
             self.page, self.cdp = page, cdp
             self.input = InputMapper(page, cdp, self.viewport)
             self.input.before_paste = lambda: self.clipboard.claim(self.owner)
+            self.input.on_move = self._want_cursor
             self.screencast = Screencast(
                 cdp, quality=self.config.jpeg_quality, max_size=self.config.max_viewport
             )
@@ -259,27 +262,30 @@ class Screen:
                 await self._wake.wait()
                 continue
             kind, item = self._queue.popleft()
+            self._handling = True
             try:
                 await self.ready()
                 mapper = self.input
                 assert mapper is not None
-                before = mapper.moved
                 if kind == "input":
                     await mapper.handle(item)
                 elif kind == "paste":
                     await mapper.paste(item)
                 else:
                     await mapper.release_all()
-                if mapper.moved != before:
-                    self._want_cursor()
             except ScreenClosed:
                 return
             except Exception as exc:  # the page navigated or closed under the event
                 log.debug("input %s dropped: %s", kind, _first_line(exc))
+            finally:
+                self._handling = False
 
     async def idle(self) -> None:
-        """Until every input submitted so far has been dispatched (tests, benchmarks)."""
-        while self._queue and not self.closed:
+        """Until every input submitted so far has been dispatched (tests, benchmarks).
+
+        An empty queue is not enough: the worker may still be awaiting the
+        last input's CDP call."""
+        while (self._queue or self._handling) and not self.closed:
             await asyncio.sleep(0.002)
         if self.input is not None:
             await self.input._flush_move()
