@@ -28,7 +28,6 @@ import asyncio
 import os
 import re
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -39,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from _media_pages import AGENT_PAGE, CHROMIUM_ARGS, DECODE_JS, TOP
+from _proc import cpu_seconds, free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 VROOMD = ROOT / ".venv" / "bin" / "vroomd"
@@ -128,17 +128,6 @@ window.vroom.onframe = (ctx) => {
 undefined;
 """
 )
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def children(pid: int) -> list[int]:

@@ -25,6 +25,8 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from _proc import free_port
+
 BIN = Path(sys.executable).parent
 VROOMD = str(BIN / "vroomd")
 VROOM = str(BIN / "vroom")
@@ -44,12 +46,6 @@ def compile_packages() -> None:
     root = Path(__file__).resolve().parent.parent / "packages"
     for package in ("openmux", "vroom-terminal", "vroomd"):
         compileall.compile_dir(str(root / package / "src"), quiet=1)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _ctty() -> None:

@@ -29,7 +29,6 @@ import asyncio
 import http.server
 import os
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -38,6 +37,8 @@ import threading
 import time
 from pathlib import Path
 from typing import Any
+
+from _proc import cpu_seconds, free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 VROOMD = ROOT / ".venv" / "bin" / "vroomd"
@@ -115,17 +116,6 @@ PROBE_JS = """
 
 def line(name: str, value: float, unit: str) -> None:
     print(f"{name} {value:.3f} {unit}", flush=True)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def driver_of(pid: int) -> int | None:
