@@ -48,8 +48,15 @@ async def test_h264_video_of_the_agent_screen(browser: Any) -> None:
         assert media.codec == "H264"
         assert (later["width"], later["height"]) == (1280, 720)
         x, y, w, h = MAGENTA_BOX
-        pixel = await person.evaluate("([x, y]) => rtc.pixel(x, y)", [x + w // 2, y + h // 2])
-        assert pixel is not None and _near(pixel, (255, 0, 255)), pixel
+        centre = [x + w // 2, y + h // 2]
+
+        async def magenta() -> bool:
+            # x264 refines a still picture over the next frames: the first
+            # decoded ones at a low starting bitrate can be ~40 levels off.
+            pixel = await person.evaluate("([x, y]) => rtc.pixel(x, y)", centre)
+            return pixel is not None and _near(pixel, (255, 0, 255))
+
+        await eventually(magenta, timeout=10)
         # Chromium's receiver estimate (REMB) reaches the encoder, within our bounds.
         await eventually(lambda: media.encoder.remb, timeout=20)
         config = media.config

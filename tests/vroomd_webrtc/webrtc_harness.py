@@ -90,11 +90,17 @@ class Agent:
             self.cdp.send("Page.screencastFrameAck", {"sessionId": params["sessionId"]})
         )
         self._acks.add(ack)
-        ack.add_done_callback(self._acks.discard)
+        ack.add_done_callback(self._ack_done)
         jpeg = base64.b64decode(params["data"])
         self.frames += 1
         for sink in list(self.sinks):
             sink(jpeg)
+
+    def _ack_done(self, ack: asyncio.Future[Any]) -> None:
+        # An ack in flight when the page closes fails; that is expected.
+        self._acks.discard(ack)
+        if not ack.cancelled():
+            ack.exception()
 
     async def resize(self, width: int, height: int) -> None:
         await self.page.set_viewport_size({"width": width, "height": height})
