@@ -4,6 +4,10 @@ Everything runs on 127.0.0.1 in temporary directories: vroomd with its own
 state dir, OpenSSH's sshd with its own config (`UsePAM no`) and a key made
 for the run. The "client PTY" measurements run the client (vroom term, ssh,
 script) on a PTY whose master this process reads, as a terminal would.
+
+A bench running as root may also run a vroomd, a program on a PTY, and an
+ssh login as another local user (`user=`, `guest=`): terminal_setup.py uses
+that to measure a stock login shell instead of this machine's own dotfiles.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import pwd
 import re
 import select
 import shutil
@@ -24,6 +29,7 @@ import termios
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from _proc import free_port
 
@@ -56,9 +62,17 @@ class OnPty:
     """A program on a fresh PTY (rows x cols); we hold the master."""
 
     def __init__(
-        self, argv: list[str], env: dict[str, str] | None = None, rows: int = 24, cols: int = 80
+        self,
+        argv: list[str],
+        env: dict[str, str] | None = None,
+        rows: int = 24,
+        cols: int = 80,
+        *,
+        user: str | None = None,
+        cwd: str | None = None,
     ) -> None:
         master, slave = os.openpty()
+        ids = _ids(user)
         fcntl.ioctl(master, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
         self.started = time.perf_counter()
         self.proc = subprocess.Popen(
@@ -70,6 +84,8 @@ class OnPty:
             start_new_session=True,
             preexec_fn=_ctty,
             close_fds=True,
+            cwd=cwd,
+            **ids,
         )
         os.close(slave)
         self.master = master
@@ -125,18 +141,39 @@ class OnPty:
                 self.proc.wait()
 
 
+def _ids(user: str | None) -> dict[str, Any]:
+    """Popen's arguments that run a child as `user` (its own group, no others)."""
+    if user is None:
+        return {}
+    entry = pwd.getpwnam(user)
+    return {"user": entry.pw_uid, "group": entry.pw_gid, "extra_groups": []}
+
+
 # ---------------------------------------------------------------- vroomd
 
 
 class Vroomd:
-    def __init__(self, *extra: str) -> None:
+    """`user`: run as that local user (needs root), so its sessions get that
+    user's login shell and home; `command` replaces the `vroomd` script (an
+    interpreter that user can reach), `env` the inherited environment."""
+
+    def __init__(
+        self,
+        *extra: str,
+        user: str | None = None,
+        command: list[str] | None = None,
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.dir = Path(tempfile.mkdtemp(prefix="vroomd-bench-"))
+        ids = _ids(user)
+        if ids:
+            os.chown(self.dir, ids["user"], ids["group"])
         self.ws_port = free_port()
         self.tcp_port = free_port()
         self.log = open(self.dir / "log", "w+b")  # noqa: SIM115
         self.proc = subprocess.Popen(
             [
-                VROOMD,
+                *(command or [VROOMD]),
                 "--state-dir",
                 str(self.dir / "state"),
                 "--listen",
@@ -150,6 +187,8 @@ class Vroomd:
             stdin=subprocess.DEVNULL,
             stdout=self.log,
             stderr=self.log,
+            env=env,
+            **ids,
         )
         deadline = time.monotonic() + 30
         while b"ready" not in (self.dir / "log").read_bytes():
@@ -188,9 +227,13 @@ class Vroomd:
 
 
 class Sshd:
-    """OpenSSH on 127.0.0.1 with a config and keys of its own (UsePAM no)."""
+    """OpenSSH on 127.0.0.1 with a config and keys of its own (UsePAM no).
 
-    def __init__(self) -> None:
+    `guest`: another local user may log in with the run's key too (`argv(user=)`);
+    sshd reads authorized keys as the user, so that user gets a copy of the
+    public key in a directory it can read (the run's directory stays closed)."""
+
+    def __init__(self, guest: str | None = None) -> None:
         self.dir = Path(tempfile.mkdtemp(prefix="sshd-bench-"))
         self.port = free_port()
         d = self.dir
@@ -206,6 +249,16 @@ class Sshd:
             f"PermitRootLogin yes\nPasswordAuthentication no\nPidFile {d / 'sshd.pid'}\n"
             "PrintMotd no\nPrintLastLog no\nUseDNS no\nSubsystem sftp internal-sftp\n"
         )
+        if guest is not None:
+            pwd.getpwnam(guest)  # KeyError if there is no such user
+            os.chmod(d, 0o711)
+            (d / "guest").mkdir(mode=0o755)
+            (d / "guest" / "authorized_keys").write_text((d / "user.pub").read_text())
+            os.chmod(d / "guest" / "authorized_keys", 0o644)
+            with open(d / "sshd_config", "a") as config:
+                config.write(
+                    f"Match User {guest}\n  AuthorizedKeysFile {d / 'guest' / 'authorized_keys'}\n"
+                )
         os.makedirs("/run/sshd", exist_ok=True)
         self.proc = subprocess.Popen(
             [shutil.which("sshd") or "/usr/sbin/sshd", "-D", "-e", "-f", str(d / "sshd_config")],
@@ -222,10 +275,10 @@ class Sshd:
                 if time.monotonic() > deadline or self.proc.poll() is not None:
                     raise RuntimeError((d / "log").read_text()) from None
                 time.sleep(0.05)
-        user = os.environ.get("USER") or __import__("pwd").getpwuid(os.getuid()).pw_name
+        user = os.environ.get("USER") or pwd.getpwuid(os.getuid()).pw_name
         self.target = f"{user}@127.0.0.1"
 
-    def argv(self, *remote: str, tty: bool = True) -> list[str]:
+    def argv(self, *remote: str, tty: bool = True, user: str | None = None) -> list[str]:
         return [
             "ssh",
             *(["-tt"] if tty else []),
@@ -243,7 +296,7 @@ class Sshd:
             "LogLevel=ERROR",
             "-o",
             "BatchMode=yes",
-            self.target,
+            f"{user}@127.0.0.1" if user else self.target,
             *remote,
         ]
 
@@ -254,13 +307,15 @@ class Sshd:
 
 
 @contextlib.contextmanager
-def servers(*vroomd_args: str) -> Iterator[tuple[Vroomd, Sshd | None]]:
+def servers(
+    *vroomd_args: str, ssh_guest: str | None = None
+) -> Iterator[tuple[Vroomd, Sshd | None]]:
     compile_packages()
     vroomd = Vroomd(*vroomd_args)
     sshd: Sshd | None = None
     try:
         try:
-            sshd = Sshd()
+            sshd = Sshd(ssh_guest)
         except (RuntimeError, OSError, subprocess.CalledProcessError) as exc:
             print(f"# sshd unavailable: {exc}", file=sys.stderr)
         yield vroomd, sshd
