@@ -306,8 +306,42 @@ def write_all(fd: int, data: bytes | memoryview) -> None:
 # ----------------------------------------------------------------- the client
 
 
-class TermClient:
-    """One `vroom term` run: connect, negotiate, run, relay, exit."""
+def connect_failure(url: str, timeout: float, exc: BaseException) -> Failure:
+    """The one line for a session that could not be opened, whichever driver
+    tried (`openmux.aio.connect` or `openmux.polled`: the same errors)."""
+    from openmux.connect_errors import HandshakeError, TransportError
+
+    if isinstance(exc, HandshakeError):
+        if exc.code == 4000:
+            return Failure(f"{url}: authentication refused")
+        return Failure(f"cannot connect to {url}: {exc}")
+    if isinstance(exc, TimeoutError):
+        return Failure(f"cannot connect to {url}: no answer within {timeout:g} s")
+    ssl = sys.modules.get("ssl")
+    if ssl is not None and isinstance(exc, ssl.SSLCertVerificationError):
+        return Failure(
+            f"cannot connect to {url}: certificate not trusted "
+            f"({exc.verify_message or exc.reason}); use --cacert"
+        )
+    if isinstance(exc, (OSError, TransportError)):
+        errno_ = getattr(exc, "errno", None)
+        reason = os.strerror(errno_) if errno_ else str(exc) or type(exc).__name__
+        return Failure(f"cannot connect to {url}: {reason}")
+    return Failure(f"cannot connect to {url}: {exc}")  # websockets/aioquic specific failures
+
+
+class TermCore:
+    """One `vroom term` run, all but the I/O loop: the terminal protocol's
+    answers, the fast paths, local input and output, the exit status.
+
+    A driver (`TermClient`: asyncio, any transport; `PolledTermClient`:
+    poll(), tcp:// and ws://) connects, calls `_begin(session)`, feeds it
+    core events through `_handle_events`, runs until `_finish` and returns
+    `_result()`. `session` is an `openmux.aio.Session` or an
+    `openmux.polled.PolledClient`: both have `connection`, `flush()`,
+    `set_fast_handler()`, `send_now()` and `writing_paused`. The driver
+    provides `_start_stdin`/`_stop_stdin` and `_done_hook`.
+    """
 
     def __init__(
         self,
@@ -333,122 +367,53 @@ class TermClient:
         self.stdout = stdout
         self.exit_code: int | None = None
         self.error: str | None = None
-        self.session: Session | None = None
+        self.done = False
+        self.session: Any = None
         self.client: TerminalClient | None = None
-        self._done: asyncio.Future[None] | None = None
-        self._reading = False
-        self._stdin_task: asyncio.Task[None] | None = None
         self._stdin_eof = False
         self._env_refused: tuple[str, ...] = ()
         self._processing = False
         self._output_type: type | None = None
         self._fast_input: Callable[[bytes], bool] | None = None
 
+    # -- driver hooks
+
+    def _start_stdin(self) -> None:
+        raise NotImplementedError
+
+    def _stop_stdin(self) -> None:
+        raise NotImplementedError
+
+    def _done_hook(self) -> None:
+        """`_finish` was called (once)."""
+
+    # -- shared
+
     def _flush(self) -> None:
         if not self._processing and self.session is not None:
             self.session.flush()
 
-    # -- connect
-
-    def _connect_options(self) -> dict[str, Any]:
-        # ws_client: OpenMux's own WebSocket client; websockets' costs ~25 ms to import
-        options: dict[str, Any] = {
-            "timeout": self.timeout,
-            "ping_interval": 30.0,
-            "ws_client": "builtin",
-        }
-        scheme = self.url.split("://", 1)[0].lower()
-        cafile = self.cacert
-        if cafile is None and _host_of(self.url) in LOOPBACK:
-            candidate = os.path.join(_vroomd_state_dir(), "cert.pem")
-            if os.path.exists(candidate):
-                cafile = candidate
-        if scheme in ("tls", "wss") and cafile is not None:
-            import ssl
-
-            options["ssl"] = ssl.create_default_context(cafile=cafile)
-        if scheme == "quic" and cafile is not None:
-            options["cafile"] = cafile
-        return options
-
-    async def run(self) -> int:
-        import asyncio
-        import ssl
-
-        import openmux.aio
-
+    def _begin(self, session: Any) -> None:
+        """The session is open: start the terminal protocol on it."""
         from .client import TerminalClient
         from .events import PtyOutput
 
         self._output_type = PtyOutput
-        loop = asyncio.get_running_loop()
-        self._done = loop.create_future()
-        try:
-            session = await openmux.aio.connect(self.url, **self._connect_options())
-        except openmux.aio.HandshakeError as exc:
-            if exc.code == 4000:
-                raise Failure(f"{self.url}: authentication refused") from None
-            raise Failure(f"cannot connect to {self.url}: {exc}") from None
-        except TimeoutError:
-            raise Failure(
-                f"cannot connect to {self.url}: no answer within {self.timeout:g} s"
-            ) from None
-        except ssl.SSLCertVerificationError as exc:
-            raise Failure(
-                f"cannot connect to {self.url}: certificate not trusted "
-                f"({exc.verify_message or exc.reason}); use --cacert"
-            ) from None
-        except (OSError, openmux.aio.TransportError) as exc:
-            errno_ = getattr(exc, "errno", None)
-            reason = os.strerror(errno_) if errno_ else str(exc) or type(exc).__name__
-            raise Failure(f"cannot connect to {self.url}: {reason}") from None
-        except Exception as exc:  # websockets/aioquic specific failures
-            raise Failure(f"cannot connect to {self.url}: {exc}") from None
         self.session = session
-        client = TerminalClient(
+        self.client = TerminalClient(
             session.connection,
             offer=build_offer(os.environ, self.interactive),
             ack_every=ACK_EVERY,
         )
-        self.client = client
-        self._install_tap(session)
-        client.open_session("")
-        session.flush()
-        try:
-            await self._done
-        finally:
-            self._stop_stdin()
-            if session.is_open:
-                try:
-                    await asyncio.wait_for(session.close(), 2)
-                except (TimeoutError, Exception):
-                    pass
-        if self.error is not None:
-            raise Failure(self.error)
-        assert self.exit_code is not None
-        return self.exit_code
+        self.client.open_session("")
 
-    def _install_tap(self, session: Session) -> None:
-        from openmux import ConnectionTerminated, LocalProtocolError, MessageReceived
+    def _handle_events(self, events: list[Any]) -> None:
+        from openmux import ConnectionTerminated, LocalProtocolError
 
         client = self.client
         assert client is not None
-
-        def tap(events: list[Any]) -> list[Any]:
-            # Sends queued while we handle these events are flushed by the
-            # asyncio layer's own pass after the tap, once it registered
-            # channels with the transport (a QUIC stream must exist before
-            # its frames). A batch of only messages leaves it nothing to do
-            # but that flush.
-            self._processing = True
-            try:
-                handle(events)
-            finally:
-                self._processing = False
-            # pongs and the end of the connection still go to the asyncio layer
-            return [e for e in events if type(e) is not MessageReceived]
-
-        def handle(events: list[Any]) -> None:
+        self._processing = True
+        try:
             for event in events:
                 try:
                     results = client.handle_event(event)
@@ -460,21 +425,44 @@ class TermClient:
                     self._on_event(result)
                 if isinstance(event, ConnectionTerminated):
                     self._fail_closed(event.code, event.reason)
-
-        session.add_event_tap(tap)
+        finally:
+            self._processing = False
 
     def _finish(self, code: int | None = None, error: str | None = None) -> None:
-        if self._done is None or self._done.done():
+        if self.done:
             return
+        self.done = True
         if error is not None:
             self.error = error
         else:
             self.exit_code = code
-        self._done.set_result(None)
+        self._done_hook()
+
+    def _result(self) -> int:
+        if self.error is not None:
+            raise Failure(self.error)
+        assert self.exit_code is not None
+        return self.exit_code
 
     def _fail_closed(self, code: int, reason: str) -> None:
         text = f" ({reason})" if reason else ""
         self._finish(error=f"connection to {self.url} closed{text}")
+
+    def _on_signal(self, signum: int) -> None:
+        """SIGWINCH: the window changed; SIGTERM, SIGHUP: give up."""
+        import signal
+
+        if signum == signal.SIGWINCH:
+            self._on_winch()
+        else:
+            self._finish(error=f"interrupted by {signal.Signals(signum).name}")
+
+    def _signals(self) -> list[int]:
+        """The signals a driver routes to `_on_signal`."""
+        import signal
+
+        chosen = [int(signal.SIGTERM), int(signal.SIGHUP)]
+        return [int(signal.SIGWINCH), *chosen] if self.interactive else chosen
 
     # -- protocol events
 
@@ -578,26 +566,6 @@ class TermClient:
             return
         self._flush()
 
-    def _start_stdin(self) -> None:
-        import asyncio
-
-        loop = asyncio.get_running_loop()
-        try:
-            loop.add_reader(self.stdin, self._on_stdin)
-            self._reading = True
-        except (PermissionError, OSError, ValueError):
-            # A regular file or /dev/null: epoll refuses it, but reads never block.
-            self._stdin_task = loop.create_task(self._pump_file())
-
-    def _stop_stdin(self) -> None:
-        if self._reading:
-            import asyncio
-
-            asyncio.get_running_loop().remove_reader(self.stdin)
-            self._reading = False
-        if self._stdin_task is not None:
-            self._stdin_task.cancel()
-
     def _install_fast_paths(self, key: str, channel: int) -> None:
         """Keystrokes and their echo skip the protocol layers when nothing
         special is going on (openmux.aio's "Fast paths"): a keystroke is
@@ -652,7 +620,8 @@ class TermClient:
             return
         self._fast_input = fast_input
 
-    def _on_stdin(self) -> None:
+    def _read_stdin(self) -> None:
+        """stdin is readable: one read, sent the fast way if it can be."""
         try:
             data = os.read(self.stdin, 65536)
         except BlockingIOError:
@@ -661,8 +630,129 @@ class TermClient:
             data = b""
         fast = self._fast_input
         if data and fast is not None and fast(data):
-            return  # (refused while writing is paused: then the check below runs)
+            return  # (refused while writing is paused: the general path then)
         self._send_input(data)
+
+    def _send_input(self, data: bytes) -> None:
+        client, session = self.client, self.session
+        if client is None or session is None or self._stdin_eof:
+            return
+        try:
+            if data:
+                client.send_input(data)
+            else:
+                self._stdin_eof = True
+                self._stop_stdin()
+                if not self.interactive:
+                    client.send_eof()
+        except Exception:  # the session is closing: input has nowhere to go
+            self._stdin_eof = True
+        self._flush()
+
+
+class TermClient(TermCore):
+    """The asyncio driver: any transport `openmux.aio` speaks (QUIC, TLS,
+    WebRTC, proxies, redirects), uvloop when installed."""
+
+    def __init__(self, url: str, **kwargs: Any) -> None:
+        super().__init__(url, **kwargs)
+        self._done: asyncio.Future[None] | None = None
+        self._reading = False
+        self._stdin_task: asyncio.Task[None] | None = None
+
+    # -- connect
+
+    def _connect_options(self) -> dict[str, Any]:
+        # ws_client: OpenMux's own WebSocket client; websockets' costs ~25 ms to import
+        options: dict[str, Any] = {
+            "timeout": self.timeout,
+            "ping_interval": 30.0,
+            "ws_client": "builtin",
+        }
+        scheme = self.url.split("://", 1)[0].lower()
+        cafile = self.cacert
+        if cafile is None and _host_of(self.url) in LOOPBACK:
+            candidate = os.path.join(_vroomd_state_dir(), "cert.pem")
+            if os.path.exists(candidate):
+                cafile = candidate
+        if scheme in ("tls", "wss") and cafile is not None:
+            import ssl
+
+            options["ssl"] = ssl.create_default_context(cafile=cafile)
+        if scheme == "quic" and cafile is not None:
+            options["cafile"] = cafile
+        return options
+
+    async def run(self) -> int:
+        import asyncio
+
+        import openmux.aio
+
+        loop = asyncio.get_running_loop()
+        self._done = loop.create_future()
+        if self.done:  # finished before the loop ran (a signal)
+            self._done.set_result(None)
+        try:
+            session = await openmux.aio.connect(self.url, **self._connect_options())
+        except Exception as exc:
+            raise connect_failure(self.url, self.timeout, exc) from None
+        self._begin(session)
+        self._install_tap(session)
+        session.flush()
+        try:
+            await self._done
+        finally:
+            self._stop_stdin()
+            if self._stdin_task is not None:
+                self._stdin_task.cancel()
+            if session.is_open:
+                try:
+                    await asyncio.wait_for(session.close(), 2)
+                except (TimeoutError, Exception):
+                    pass
+        return self._result()
+
+    def _install_tap(self, session: Session) -> None:
+        from openmux import MessageReceived
+
+        def tap(events: list[Any]) -> list[Any]:
+            # Sends queued while we handle these events are flushed by the
+            # asyncio layer's own pass after the tap, once it registered
+            # channels with the transport (a QUIC stream must exist before
+            # its frames). A batch of only messages leaves it nothing to do
+            # but that flush.
+            self._handle_events(events)
+            # pongs and the end of the connection still go to the asyncio layer
+            return [e for e in events if type(e) is not MessageReceived]
+
+        session.add_event_tap(tap)
+
+    def _done_hook(self) -> None:
+        if self._done is not None and not self._done.done():
+            self._done.set_result(None)
+
+    # -- local input
+
+    def _start_stdin(self) -> None:
+        import asyncio
+
+        loop = asyncio.get_running_loop()
+        try:
+            loop.add_reader(self.stdin, self._on_stdin)
+            self._reading = True
+        except (PermissionError, OSError, ValueError):
+            # A regular file or /dev/null: epoll refuses it, but reads never block.
+            self._stdin_task = loop.create_task(self._pump_file())
+
+    def _stop_stdin(self) -> None:
+        if self._reading:
+            import asyncio
+
+            asyncio.get_running_loop().remove_reader(self.stdin)
+            self._reading = False
+
+    def _on_stdin(self) -> None:
+        self._read_stdin()
         session = self.session
         if session is not None and session.writing_paused and self._reading:
             import asyncio
@@ -699,34 +789,24 @@ class TermClient:
 
             await asyncio.sleep(0)
 
-    def _send_input(self, data: bytes) -> None:
-        client, session = self.client, self.session
-        if client is None or session is None or self._stdin_eof:
-            return
-        try:
-            if data:
-                client.send_input(data)
-            else:
-                self._stdin_eof = True
-                if self._reading:
-                    import asyncio
-
-                    asyncio.get_running_loop().remove_reader(self.stdin)
-                    self._reading = False
-                if not self.interactive:
-                    client.send_eof()
-        except Exception:  # the session is closing: input has nowhere to go
-            self._stdin_eof = True
-        self._flush()
-
 
 # ----------------------------------------------------------------------- main
 
 
-def _term(args: argparse.Namespace) -> int:
-    import asyncio
-    import signal
+def polled_transport(url: str) -> bool:
+    """Whether `openmux.polled` (no asyncio) can carry this session: tcp://
+    and ws:// with no proxy in the environment, unless VROOM_ASYNCIO is set."""
+    scheme = url.split("://", 1)[0].lower()
+    if scheme not in ("tcp", "ws") or os.environ.get("VROOM_ASYNCIO"):
+        return False
+    if scheme == "ws":
+        from openmux.websocket import proxy_configured
 
+        return not proxy_configured()
+    return True
+
+
+def _term(args: argparse.Namespace) -> int:
     url, _user = parse_dest(args.dest)
     if not args.timeout > 0:
         raise Failure("--connect-timeout must be a number of seconds > 0")
@@ -744,8 +824,7 @@ def _term(args: argparse.Namespace) -> int:
     # A PTY like a terminal's when asked (-t) or when both ends are terminals;
     # otherwise a raw PTY, so that pipes and files stay byte-exact.
     interactive = bool(args.force_tty) or (stdin_tty and os.isatty(1))
-    client = TermClient(
-        url,
+    options: dict[str, Any] = dict(
         token=token,
         command=command,
         interactive=interactive,
@@ -754,21 +833,33 @@ def _term(args: argparse.Namespace) -> int:
         timeout=args.timeout,
     )
 
-    async def main() -> int:
-        loop = asyncio.get_running_loop()
-        if interactive:
-            loop.add_signal_handler(signal.SIGWINCH, client._on_winch)
+    def run() -> int:
+        if polled_transport(url):
+            from openmux.polled import HandOver
 
-        def stop(signum: int) -> None:
-            client._finish(error=f"interrupted by {signal.Signals(signum).name}")
+            from .termloop import PolledTermClient
 
-        for signum in (signal.SIGTERM, signal.SIGHUP):
-            loop.add_signal_handler(signum, stop, signum)
-        return await client.run()
+            try:
+                return PolledTermClient(url, **options).run()
+            except HandOver:  # an HTTP redirect: openmux.aio follows it
+                pass
+        return _run_asyncio(TermClient(url, **options))
 
     if interactive and stdin_tty:
         with LocalTerminal(0):
-            return run_loop(main())
+            return run()
+    return run()
+
+
+def _run_asyncio(client: TermClient) -> int:
+    import asyncio
+
+    async def main() -> int:
+        loop = asyncio.get_running_loop()
+        for signum in client._signals():
+            loop.add_signal_handler(signum, client._on_signal, signum)
+        return await client.run()
+
     return run_loop(main())
 
 

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from ..codes import CloseCode
+from ..connect_errors import HandshakeError as HandshakeError
+from ..connect_errors import HandshakeTimeoutError as HandshakeTimeoutError
+from ..connect_errors import TransportError as TransportError
 from ..errors import ConnectionClosedError, OpenMuxError
 
 
@@ -27,23 +30,3 @@ class SessionClosedError(ConnectionClosedError):
     def __init__(self, code: int, reason: str = "") -> None:
         super().__init__(f"session closed ({code}) {reason}".rstrip(), code)
         self.close_reason = reason
-
-
-class HandshakeError(OpenMuxError):
-    """The connection ended before WELCOME (auth refused 4000, version 4006, ...)."""
-
-    def __init__(self, code: int, reason: str = "") -> None:
-        super().__init__(f"handshake failed ({code}) {reason}".rstrip(), code)
-        self.close_reason = reason
-
-
-class TransportError(OpenMuxError):
-    """The transport could not be opened (refused, TLS failure, HTTP 401, timeout)."""
-
-    code = CloseCode.GOING_AWAY
-
-
-class HandshakeTimeoutError(TransportError, TimeoutError):
-    """No session within `connect(timeout=...)`: a server that accepts the socket
-    (or the WebSocket upgrade) and never sends WELCOME must not hang a client.
-    Also a `TimeoutError`, what `connect()` raised before it had a message."""

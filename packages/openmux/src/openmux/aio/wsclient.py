@@ -22,69 +22,29 @@ WebSocket protocol error, 1009 on a message over the limit.
 from __future__ import annotations
 
 import asyncio
-import base64
 import logging
 import os
 import socket
-import struct
 from typing import Any, cast
 
+from .. import websocket as _ws
 from ..codes import HEADER_SIZE, CloseCode
-from ._urls import netloc, split
+from ..websocket import GUID as GUID
+from ..websocket import MAX_HEAD as MAX_HEAD
+from ..websocket import FrameDecoder, UpgradeRefused, WebSocketError, mask
+from ..websocket import encode_frame as encode_frame
+from ..websocket import proxy_configured as proxy_configured
 from .errors import HandshakeError, TransportError
 from .session import Options, Session
 
 logger = logging.getLogger("openmux")
 
 DEFAULT_PATH = "/omux"
-GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
-MAX_HEAD = 64 * 1024
-"""Most bytes of HTTP response head we buffer (websockets: 8 KiB lines, 128 headers)."""
-
-_CONT, _TEXT, _BINARY, _CLOSE, _PING, _PONG = 0, 1, 2, 8, 9, 10
-_U16 = struct.Struct("!H")
-_U64 = struct.Struct("!Q")
+_BINARY, _CLOSE, _PING, _PONG = _ws.BINARY, _ws.CLOSE, _ws.PING, _ws.PONG
 
 
 class _Redirect(Exception):
     """The upgrade answered 3xx: websockets follows redirects, so ws.py takes over."""
-
-
-def proxy_configured(env: Any = None) -> bool:
-    """True when websockets would look for a proxy (a `*_proxy` variable)."""
-    env = os.environ if env is None else env
-    return any(
-        value and name.lower().endswith("_proxy") and name.lower() != "no_proxy"
-        for name, value in env.items()
-    )
-
-
-def mask(data: bytes, key: bytes) -> bytes:
-    """RFC 6455 §5.3 masking, four bytes at a time as one big integer XOR."""
-    size = len(data)
-    if not size:
-        return b""
-    keys = (key * ((size >> 2) + 1))[:size]
-    return (int.from_bytes(data, "little") ^ int.from_bytes(keys, "little")).to_bytes(
-        size, "little"
-    )
-
-
-def encode_frame(opcode: int, payload: bytes, key: bytes | None = None) -> bytes:
-    """One final, masked client frame."""
-    key = os.urandom(4) if key is None else key
-    size = len(payload)
-    if size < 126:
-        head = bytes((0x80 | opcode, 0x80 | size))
-    elif size < 0x10000:
-        head = bytes((0x80 | opcode, 0x80 | 126)) + _U16.pack(size)
-    else:
-        head = bytes((0x80 | opcode, 0x80 | 127)) + _U64.pack(size)
-    return head + key + mask(payload, key)
-
-
-def _close_payload(code: int, reason: str = "") -> bytes:
-    return _U16.pack(code) + reason.encode()[:123]
 
 
 class WSClientProtocol(asyncio.Protocol):
@@ -100,9 +60,8 @@ class WSClientProtocol(asyncio.Protocol):
         self.open = False
         self.attached = False
         """True once the session has this protocol as its sink (frames flow)."""
-        self.buffer = bytearray()
-        self.fragments: list[bytes] | None = None  # a binary message being assembled
-        self.skipping_text = False
+        self.decoder = FrameDecoder(max_size)
+        self.buffer = self.decoder.buffer
         self.close_sent = False
         self.close_code: int | None = None
         """The close code we sent (ws.py's tests read websockets' `close_code`)."""
@@ -134,8 +93,7 @@ class WSClientProtocol(asyncio.Protocol):
             and data[0] == 0x82
             and data[1] < 126  # unmasked, 7-bit length
             and len(data) - 2 == data[1]
-            and self.fragments is None
-            and not self.skipping_text
+            and self.decoder.idle
             and not self.paused
             and self.open
         ):
@@ -175,46 +133,18 @@ class WSClientProtocol(asyncio.Protocol):
     # -- the upgrade
 
     def _handshake(self) -> bool:
-        end = self.buffer.find(b"\r\n\r\n")
-        if end < 0:
-            if len(self.buffer) > MAX_HEAD:
-                self._refuse(TransportError("WebSocket upgrade: response head too large"))
-            return False
-        head = bytes(self.buffer[:end]).decode("latin-1")
-        del self.buffer[: end + 4]
-        lines = head.split("\r\n")
-        parts = lines[0].split(" ", 2)
-        if len(parts) < 2 or not parts[0].startswith("HTTP/1.") or not parts[1].isdigit():
-            self._refuse(TransportError("did not receive a valid HTTP response"))
-            return False
-        status = int(parts[1])
-        headers: dict[str, str] = {}
-        for line in lines[1:]:
-            name, sep, value = line.partition(":")
-            if not sep:
-                self._refuse(TransportError("did not receive a valid HTTP response"))
+        try:
+            if not _ws.parse_response(self.buffer, self.accept):
                 return False
-            key = name.strip().lower()
-            headers[key] = f"{headers[key]}, {value.strip()}" if key in headers else value.strip()
-        if status != 101:
-            if status in (401, 403):
-                error: Exception = HandshakeError(CloseCode.AUTH_FAILED, f"HTTP {status}")
-            elif 300 <= status < 400 and "location" in headers:
+        except UpgradeRefused as exc:
+            error: Exception
+            if exc.status in (401, 403):
+                error = HandshakeError(CloseCode.AUTH_FAILED, f"HTTP {exc.status}")
+            elif exc.location is not None:
                 error = _Redirect()
             else:
-                error = TransportError(f"WebSocket upgrade refused: HTTP {status}")
+                error = TransportError(str(exc))
             self._refuse(error)
-            return False
-        upgrade = headers.get("upgrade", "").lower()
-        connection = [t.strip().lower() for t in headers.get("connection", "").split(",")]
-        if upgrade != "websocket" or "upgrade" not in connection:
-            self._refuse(TransportError("WebSocket upgrade: bad Upgrade/Connection headers"))
-            return False
-        if headers.get("sec-websocket-accept", "").encode() != self.accept:
-            self._refuse(TransportError("WebSocket upgrade: bad Sec-WebSocket-Accept"))
-            return False
-        if "sec-websocket-extensions" in headers or "sec-websocket-protocol" in headers:
-            self._refuse(TransportError("WebSocket upgrade: unrequested extension or protocol"))
             return False
         self.open = True
         self.opened.set_result(None)
@@ -229,76 +159,28 @@ class WSClientProtocol(asyncio.Protocol):
     # -- frames
 
     def _frames(self) -> None:
-        buf = self.buffer
+        decoder = self.decoder
         while self.open and self.attached and not self.paused:
-            size = len(buf)
-            if size < 2:
+            try:
+                item = decoder.next()
+            except WebSocketError as exc:
+                self._fail(exc.code, exc.reason)
                 return
-            b0, b1 = buf[0], buf[1]
-            if b0 & 0x70 or b1 & 0x80:  # reserved bits (no extension) or a masked server frame
-                self._fail(1002, "protocol error")
+            if item is None:
                 return
-            opcode, length, offset = b0 & 0x0F, b1 & 0x7F, 2
-            if length == 126:
-                if size < 4:
-                    return
-                length, offset = _U16.unpack_from(buf, 2)[0], 4
-            elif length == 127:
-                if size < 10:
-                    return
-                length, offset = _U64.unpack_from(buf, 2)[0], 10
-            fin = b0 & 0x80
-            if opcode >= 8:
-                if not fin or length > 125:
-                    self._fail(1002, "bad control frame")
-                    return
-            else:
-                pending = sum(map(len, self.fragments)) if self.fragments else 0
-                if pending + length > self.max_size:  # before buffering the payload
-                    self._fail(1009, "message too big")
-                    return
-            if size < offset + length:
-                return
-            payload = bytes(buf[offset : offset + length])
-            del buf[: offset + length]
-            self._frame(opcode, bool(fin), payload)
-
-    def _frame(self, opcode: int, fin: bool, payload: bytes) -> None:
-        if opcode == _BINARY and self.fragments is None and not self.skipping_text:
-            if fin:
+            opcode, payload = item
+            if opcode == _BINARY:
                 self.session.message_received(payload)
-            else:
-                self.fragments = [payload]
-        elif opcode == _CONT:
-            if self.skipping_text:
-                self.skipping_text = not fin
-            elif self.fragments is None:
-                self._fail(1002, "unexpected continuation frame")
-            else:
-                self.fragments.append(payload)
-                if fin:
-                    message, self.fragments = b"".join(self.fragments), None
-                    self.session.message_received(message)
-        elif opcode == _TEXT and self.fragments is None and not self.skipping_text:
-            self.skipping_text = not fin
-            self.session.fail(CloseCode.PROTOCOL_ERROR, "text message on an OpenMux WebSocket")
-        elif opcode == _PING:
-            self._send(_PONG, payload)
-        elif opcode == _PONG:
-            pass
-        elif opcode == _CLOSE:
-            self._on_close(payload)
-        else:
-            self._fail(1002, "unexpected frame")
+            elif opcode == _ws.TEXT:
+                self.session.fail(CloseCode.PROTOCOL_ERROR, "text message on an OpenMux WebSocket")
+            elif opcode == _PING:
+                self._send(_PONG, payload)
+            elif opcode == _CLOSE:
+                self._on_close(payload)
 
     def _on_close(self, payload: bytes) -> None:
         self.close_received = True
-        if len(payload) == 1:
-            code = 1002
-        elif payload:
-            code = _U16.unpack_from(payload)[0]
-        else:
-            code = 1000
+        code = _ws.close_code(payload)
         if not self.close_sent:  # echo the peer's code (RFC 6455 §5.5.1)
             self.close_sent = True
             self.close_code = code
@@ -327,7 +209,7 @@ class WSClientProtocol(asyncio.Protocol):
         if not self.close_sent:
             self.close_sent = True
             self.close_code = code
-            self._write(encode_frame(_CLOSE, _close_payload(code, reason)))
+            self._write(encode_frame(_CLOSE, _ws.close_payload(code, reason)))
 
     # -- FrameSink
 
@@ -395,31 +277,12 @@ async def connect(url: str, options: Options) -> Session:
 
 
 async def _connect(url: str, options: Options) -> Session:
-    parts, host, port = split(url, 443 if url.startswith("wss:") else 80)
-    secure = parts.scheme == "wss"
-    path = parts.path or DEFAULT_PATH
-    target = f"{path}?{parts.query}" if parts.query else path
-    default_port = 443 if secure else 80
-    if port != default_port:
-        host_header = netloc(host, port)
-    else:
-        host_header = f"[{host}]" if ":" in host else host
-    key = base64.b64encode(os.urandom(16))
-    import hashlib
-
-    accept = base64.b64encode(hashlib.sha1(key + GUID).digest())
-    lines = [
-        f"GET {target} HTTP/1.1",
-        f"Host: {host_header}",
-        "Upgrade: websocket",
-        "Connection: Upgrade",
-        f"Sec-WebSocket-Key: {key.decode()}",
-        "Sec-WebSocket-Version: 13",
-        "User-Agent: Python openmux",
-    ]
+    target = _ws.Target.of(url, DEFAULT_PATH)
+    secure, host, port, path = target.secure, target.host, target.port, target.path
+    headers = []
     if options.token is not None and options.extra.get("auth_header"):
-        lines.append(f"Authorization: Bearer {options.token}")
-    request = ("\r\n".join(lines) + "\r\n\r\n").encode()
+        headers.append(f"Authorization: Bearer {options.token}")
+    request, accept = _ws.client_request(target.host_header, target.target, headers)
     ssl: Any = None
     if secure:
         ssl = options.ssl

@@ -1,0 +1,512 @@
+"""An OpenMux client over TCP or WebSocket without asyncio, for a poll() loop.
+
+Why: a command-line client (`vroom term`) spends ~40 ms of its start-up
+importing asyncio and what it drags in (ssl, subprocess, concurrent.futures,
+inspect...), and an event-loop turn with its callbacks on every keystroke.
+With one socket and a terminal there is nothing an event loop buys: this
+drives the sans-IO `Connection` (and `openmux.websocket` for ws://) from the
+caller's own `select.poll()`, on a non-blocking socket, with the same fast
+paths as `openmux.aio.Session` (`set_fast_handler`, `send_now`), so a
+keystroke is one `read` and one `send`.
+
+The caller's loop: `connect()` (blocking, bounded by `timeout`: TCP
+connect, WebSocket upgrade, HELLO/WELCOME), then `start(on_events)`; poll
+`sock` for reading, and for writing while `wants_write`; call
+`on_readable()` / `on_writable()`, and `on_timer(now)` at `next_timer()`
+(keepalive pings). Sends queued on `connection` go out on `flush()`. Bytes
+the kernel does not take wait in `pending`, in order; `writing_paused` is
+True from `write_limit` pending bytes until they drain to a quarter of it,
+and the caller then stops producing (reading its own input). `shutdown()`
+ends it: CLOSE, the peer's answer (at most `close_timeout`), the socket.
+
+Only tcp:// and ws:// (no TLS, no proxy, no redirect): `connect()` raises
+`HandOver` when the upgrade redirects, and the caller uses `openmux.aio`.
+Errors are `openmux.connect_errors`' (as `openmux.aio.connect()` raises
+them) or `OSError`.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import socket
+import time
+from collections.abc import Callable, Sequence
+
+from . import websocket as ws
+from .channels import Channel as CoreChannel
+from .channels import ChannelSpec
+from .codes import HEADER_SIZE, MAX_STANDARD_LENGTH, CloseCode
+from .config import Config
+from .connect_errors import HandshakeError, HandshakeTimeoutError, TransportError
+from .connection import Connection, State
+from .events import ConnectionTerminated, Event, HandshakeCompleted
+from .frame import _pack_std, _unpack_std
+
+FastHandler = Callable[[int, bytes], bool]
+"""`handler(type, payload)`: True if it took the message, False: the general path."""
+
+SCHEMES = ("tcp", "ws")
+DEFAULT_PORTS = {"tcp": 2222, "ws": 80}
+DEFAULT_PATH = "/omux"
+READ_SIZE = 256 * 1024
+_OPEN = State.OPEN
+_POLLIN = select.POLLIN
+_POLLOUT = select.POLLOUT
+
+
+class HandOver(Exception):
+    """This connection needs what only `openmux.aio` does (an HTTP redirect)."""
+
+
+class PolledClient:
+    """One client connection: a socket, a `Connection`, a write buffer."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        timeout: float = 10.0,
+        token: str | None = None,
+        channels: Sequence[ChannelSpec] = (),
+        ping_interval: float = 30.0,
+        ping_timeout: float = 10.0,
+        close_timeout: float = 1.0,
+        max_message_size: int = 65535,
+        max_reassembly: int = 16 * 1024 * 1024,
+        write_limit: int = 256 * 1024,
+    ) -> None:
+        scheme = url.split("://", 1)[0].lower()
+        if scheme not in SCHEMES:
+            raise ValueError(f"openmux.polled speaks {', '.join(SCHEMES)}, not {scheme!r}")
+        self.url = url
+        self.timeout = timeout
+        self.ws = scheme == "ws"
+        self.connection = Connection(
+            Config(
+                is_client=True,
+                channels=channels,
+                token=token,
+                max_message_size=max_message_size,
+                max_reassembly=max_reassembly,
+                ping_interval=ping_interval,
+                ping_timeout=ping_timeout,
+                close_timeout=close_timeout,
+            ),
+            mode="message" if self.ws else "stream",
+        )
+        self.write_limit = write_limit
+        self.sock: socket.socket | None = None
+        self.pending = bytearray()
+        """Bytes written that the kernel has not taken yet, in order."""
+        self.writing_paused = False
+        self.on_events: Callable[[list[Event]], None] | None = None
+        self.handshake: HandshakeCompleted | None = None
+        self.lost = False
+        """The socket is gone (EOF, error, or closed by us)."""
+        self._early: list[Event] = []
+        self._fast: dict[int, tuple[CoreChannel, FastHandler]] = {}
+        self._max_frame = 0
+        self._decoder = ws.FrameDecoder(max_reassembly + 2 * HEADER_SIZE)
+        self._ws_close_sent = False
+
+    # ------------------------------------------------------------ set-up
+
+    def connect(self) -> None:
+        """TCP connect, WebSocket upgrade, HELLO/WELCOME, within `timeout`."""
+        deadline = time.monotonic() + self.timeout
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(self.url)
+        host = parts.hostname or "127.0.0.1"
+        port = parts.port if parts.port is not None else DEFAULT_PORTS["ws" if self.ws else "tcp"]
+        try:
+            sock = socket.create_connection((host, port), timeout=self.timeout)
+        except TimeoutError:
+            raise self._timeout() from None
+        self.sock = sock
+        try:
+            if sock.family in (socket.AF_INET, socket.AF_INET6):
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+            sock.setblocking(False)
+            if self.ws:
+                self._upgrade(deadline)
+            conn = self.connection
+            conn.initiate(time.monotonic())
+            self.flush()
+            while conn.state is State.AWAIT_WELCOME:
+                if not self._wait(deadline):
+                    raise self._timeout()
+                self.on_readable()
+            if conn.state is not _OPEN:
+                raise HandshakeError(
+                    conn.close_code if conn.close_code is not None else CloseCode.GOING_AWAY,
+                    conn.close_reason,
+                )
+            self._max_frame = conn._frame_limit()
+        except BaseException:
+            self.abort()
+            raise
+
+    def _timeout(self) -> HandshakeTimeoutError:
+        return HandshakeTimeoutError(
+            f"no OpenMux session with {self.url} within {self.timeout:g} s (handshake timeout)"
+        )
+
+    def _wait(self, deadline: float) -> bool:
+        """Poll the socket until it is readable (writing what is pending); False at `deadline`."""
+        assert self.sock is not None
+        poller = select.poll()
+        fd = self.sock.fileno()
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            poller.register(fd, _POLLIN | (_POLLOUT if self.pending else 0))
+            for _, mask in poller.poll(left * 1000 + 1):
+                if mask & _POLLOUT:
+                    self.on_writable()
+                if mask & ~_POLLOUT:
+                    return True
+
+    def _upgrade(self, deadline: float) -> None:
+        assert self.sock is not None
+        target = ws.Target.of(self.url, DEFAULT_PATH)
+        request, accept = ws.client_request(target.host_header, target.target)
+        self.write(request)
+        buffer = self._decoder.buffer
+        while True:
+            if not self._wait(deadline):
+                raise self._timeout()
+            data = self._recv()
+            if data is None:
+                continue
+            if not data:
+                raise TransportError("did not receive a valid HTTP response")
+            buffer += data
+            try:
+                if ws.parse_response(buffer, accept):
+                    return  # what followed the 101 stays in the decoder's buffer
+            except ws.UpgradeRefused as exc:
+                if exc.status in (401, 403):
+                    raise HandshakeError(CloseCode.AUTH_FAILED, f"HTTP {exc.status}") from None
+                if exc.location is not None:
+                    raise HandOver(str(exc)) from None
+                raise TransportError(str(exc)) from None
+
+    def start(self, on_events: Callable[[list[Event]], None]) -> None:
+        """From now on every batch of core events goes to `on_events` (after
+        the handshake's own, and whatever came with WELCOME)."""
+        self.on_events = on_events
+        early, self._early = self._early, []
+        if early:
+            on_events(early)
+        if self.ws and self._decoder.buffer:
+            self._ws_frames()
+        self.flush()
+
+    # --------------------------------------------------------- the fast paths
+
+    def set_fast_handler(self, channel_id: int, handler: FastHandler) -> None:
+        """As `openmux.aio.Session.set_fast_handler` (see its module docstring)."""
+        channel = self.connection.channels[channel_id]
+        self._fast[channel_id] = (channel, handler)
+
+    def send_now(self, channel_id: int, type_: int, data: bytes) -> bool:
+        """As `openmux.aio.Session.send_now`: one message straight to the
+        socket when nothing is queued ahead of it; False: send it the general way."""
+        conn = self.connection
+        size = len(data)
+        limit = conn.max_message_size
+        if (
+            self.writing_paused
+            or conn.state is not _OPEN
+            or conn._out
+            or size > MAX_STANDARD_LENGTH
+            or (limit and size > limit)
+            or channel_id not in conn.channels
+        ):
+            return False
+        frame = _pack_std(channel_id, type_, 0, 0, size) + data
+        if self.ws:
+            size += HEADER_SIZE
+            if size < 126:  # a keystroke
+                key = os.urandom(4)
+                frame = bytes((0x82, 0x80 | size)) + key + ws.mask(frame, key)
+            else:
+                frame = ws.encode_frame(ws.BINARY, frame)
+        self.write(frame)
+        return True
+
+    # ------------------------------------------------------------ reading
+
+    def _recv(self) -> bytes | None:
+        """What the socket has; b"" at its end, None if nothing now."""
+        assert self.sock is not None
+        try:
+            return self.sock.recv(READ_SIZE)
+        except (BlockingIOError, InterruptedError):
+            return None
+        except OSError:
+            return b""
+
+    def on_readable(self) -> None:
+        """Read what the socket has; events go to `on_events`, sends out."""
+        sock = self.sock
+        if sock is None or self.lost:
+            return
+        try:
+            data = sock.recv(READ_SIZE)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            data = b""
+        if not data:
+            self._lost()
+            return
+        if self.ws:
+            self._ws_data(data)
+        else:
+            self._stream_data(data)
+
+    def _stream_data(self, data: bytes) -> None:
+        conn = self.connection
+        fast = self._fast
+        if fast and conn.state is _OPEN and not conn._reassembly:
+            # `openmux.aio.Session.data_received`'s fast path: per keystroke.
+            reader = conn._reader
+            if reader.error is None and not reader._chunks and reader._head is None:
+                size = len(data)
+                limit, hard = reader.limit, reader.hard_limit
+                if not limit or limit > hard:
+                    limit = hard
+                channels = conn.channels
+                off = 0
+                while size - off >= HEADER_SIZE and conn.state is _OPEN:
+                    channel_id, type_, flags, reserved, length = _unpack_std(data, off)
+                    if flags or reserved:
+                        break  # a fragment, an extended length or a bad header
+                    entry = fast.get(channel_id)
+                    if entry is None:
+                        break
+                    end = off + HEADER_SIZE + length
+                    if end > size or length > limit or channels.get(channel_id) is not entry[0]:
+                        break
+                    if not entry[1](type_, data[off + HEADER_SIZE : end]):
+                        break
+                    off = end
+                if off:
+                    conn._last_rx = time.monotonic()
+                    if off == size:
+                        return
+                    data = data[off:]
+        self._process(conn.receive_data(data, time.monotonic()))
+
+    def _ws_data(self, data: bytes) -> None:
+        decoder = self._decoder
+        if (
+            self._fast
+            and len(data) >= 2 + HEADER_SIZE
+            and data[0] == 0x82
+            and data[1] < 126  # unmasked, 7-bit length
+            and len(data) - 2 == data[1]
+            and decoder.idle
+            and self._fast_message(data[2:])
+        ):
+            return
+        decoder.buffer += data
+        self._ws_frames()
+
+    def _fast_message(self, frame: bytes) -> bool:
+        """`openmux.aio.Session.message_received`'s fast path."""
+        conn = self.connection
+        if conn.state is not _OPEN or conn._reassembly or frame[2] or frame[3]:
+            return False
+        entry = self._fast.get(frame[0])
+        size = len(frame) - HEADER_SIZE
+        if (
+            entry is not None
+            and size == (frame[4] << 8) | frame[5]
+            and size <= self._max_frame
+            and conn.channels.get(frame[0]) is entry[0]
+            and entry[1](frame[1], frame[HEADER_SIZE:])
+        ):
+            conn._last_rx = time.monotonic()
+            return True
+        return False
+
+    def _ws_frames(self) -> None:
+        decoder = self._decoder
+        conn = self.connection
+        while not self.lost:
+            try:
+                item = decoder.next()
+            except ws.WebSocketError as exc:
+                self._ws_close(exc.code, exc.reason)
+                self._lost()
+                return
+            if item is None:
+                return
+            opcode, payload = item
+            if opcode == ws.BINARY:
+                if not (self._fast and len(payload) >= HEADER_SIZE and self._fast_message(payload)):
+                    self._process(conn.receive_message(payload, time.monotonic()))
+            elif opcode == ws.TEXT:
+                if conn.state not in (State.CLOSING, State.CLOSED):
+                    conn.close(CloseCode.PROTOCOL_ERROR, "text message on an OpenMux WebSocket",
+                               time.monotonic())  # fmt: skip
+                    self.flush()
+            elif opcode == ws.PING:
+                if not self._ws_close_sent:
+                    self.write(ws.encode_frame(ws.PONG, payload))
+            elif opcode == ws.CLOSE:
+                code = ws.close_code(payload)
+                self._ws_close(code, payload=payload[:2] if len(payload) != 1 else b"")
+                self._lost()
+                return
+
+    def _ws_close(self, code: int, reason: str = "", payload: bytes | None = None) -> None:
+        if not self._ws_close_sent:
+            self._ws_close_sent = True
+            self.write(ws.encode_frame(ws.CLOSE, ws.close_payload(code, reason)
+                                       if payload is None else payload))  # fmt: skip
+
+    def _lost(self) -> None:
+        if self.lost:
+            return
+        self.lost = True
+        self._process(self.connection.connection_lost(time.monotonic()))
+
+    def _process(self, events: list[Event]) -> None:
+        if events:
+            if self.on_events is None:
+                for event in events:
+                    if isinstance(event, HandshakeCompleted):
+                        self.handshake = event
+                    else:
+                        self._early.append(event)
+            else:
+                self.on_events(events)
+            if self._fast:
+                for event in events:
+                    if isinstance(event, ConnectionTerminated):
+                        self._fast.clear()
+        self.flush()
+
+    # ------------------------------------------------------------ writing
+
+    def flush(self) -> None:
+        """Write what the connection queued."""
+        conn = self.connection
+        if not conn._out:
+            return
+        if self.ws:
+            frames = conn.messages_to_send()
+            if self._ws_close_sent:
+                return
+            urandom = os.urandom
+            encode = ws.encode_frame
+            self.write(b"".join([encode(ws.BINARY, f, urandom(4)) for f in frames]))
+        else:
+            self.write(conn.data_to_send())
+
+    def write(self, data: bytes) -> None:
+        """Send now what the kernel takes; keep the rest in `pending`, in order."""
+        if self.lost or self.sock is None:
+            return
+        if self.pending:
+            self.pending += data
+        else:
+            try:
+                sent = self.sock.send(data)
+            except (BlockingIOError, InterruptedError):
+                sent = 0
+            except OSError:
+                self._lost()
+                return
+            if sent == len(data):
+                return
+            self.pending += memoryview(data)[sent:]
+        if len(self.pending) > self.write_limit:
+            self.writing_paused = True
+
+    @property
+    def wants_write(self) -> bool:
+        return bool(self.pending) and not self.lost
+
+    def on_writable(self) -> None:
+        sock = self.sock
+        if sock is None or self.lost or not self.pending:
+            return
+        try:
+            sent = sock.send(self.pending)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            self.pending.clear()
+            self._lost()
+            return
+        del self.pending[:sent]
+        if self.writing_paused and len(self.pending) <= self.write_limit // 4:
+            self.writing_paused = False
+
+    # ------------------------------------------------------------- timers
+
+    def next_timer(self) -> float | None:
+        """When `on_timer` is due (`time.monotonic()` clock), or None."""
+        return self.connection.get_timer()
+
+    def on_timer(self, now: float) -> None:
+        self._process(self.connection.handle_timer(now))
+
+    # ------------------------------------------------------------ the end
+
+    def shutdown(self, timeout: float = 2.0) -> None:
+        """Close the session (CLOSE, the peer's CLOSE or `close_timeout`),
+        write out what is pending, close the socket; at most `timeout` s."""
+        conn = self.connection
+        deadline = time.monotonic() + timeout
+        if conn.state is _OPEN:
+            conn.close(CloseCode.NORMAL, "", time.monotonic())
+            self.flush()
+        while self.sock is not None and not self.lost:
+            if conn.state is State.CLOSED and not self.pending:
+                break
+            when = conn.get_timer()
+            until = deadline if when is None else min(deadline, when)
+            ready = self._wait(until)
+            if time.monotonic() >= deadline:
+                break
+            if ready:
+                self.on_readable()
+            else:
+                self.on_timer(time.monotonic())
+        if self.ws and not self.lost:
+            going_away = conn.close_code == CloseCode.GOING_AWAY
+            self._ws_close(1001 if going_away else 1000)
+            self._drain(deadline)
+        self.abort()
+
+    def _drain(self, deadline: float) -> None:
+        while self.pending and not self.lost and self._wait_writable(deadline):
+            self.on_writable()
+
+    def _wait_writable(self, deadline: float) -> bool:
+        assert self.sock is not None
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return False
+        poller = select.poll()
+        poller.register(self.sock.fileno(), _POLLOUT)
+        return bool(poller.poll(left * 1000 + 1))
+
+    def abort(self) -> None:
+        """Close the socket now."""
+        self.lost = True
+        if self.sock is not None:
+            self.sock.close()
+            self.sock = None
+
+
+__all__ = ["HandOver", "PolledClient"]

@@ -1,0 +1,279 @@
+"""The client side of RFC 6455, sans-IO: the upgrade and the frames.
+
+Why here and not in a transport: OpenMux's own WebSocket client
+(`openmux.aio.wsclient`, asyncio) and `vroom term`'s asyncio-free driver
+(`openmux.polled`) speak the same WebSocket, so the request, the check of
+the answer, the masking and the frame parser live once, with no I/O and no
+asyncio: bytes in, frames out, as the rest of the core.
+
+What it speaks: one upgrade (no extensions, no subprotocol), binary
+messages (fragmented or not), pings, the close handshake; a text message is
+reported (OpenMux answers it with CLOSE 1002). Limits are checked before a
+payload is buffered: the response head (`MAX_HEAD`) and the message size
+(`max_size`, fragments included).
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+from collections.abc import Mapping
+
+GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+MAX_HEAD = 64 * 1024
+"""Most bytes of HTTP response head we buffer (websockets: 8 KiB lines, 128 headers)."""
+
+CONT, TEXT, BINARY, CLOSE, PING, PONG = 0, 1, 2, 8, 9, 10
+_U16 = struct.Struct("!H")
+_U64 = struct.Struct("!Q")
+
+
+class WebSocketError(Exception):
+    """A WebSocket protocol error; `code` is the close code to send (1002, 1009)."""
+
+    def __init__(self, code: int, reason: str) -> None:
+        super().__init__(reason)
+        self.code = code
+        self.reason = reason
+
+
+class UpgradeRefused(Exception):
+    """The upgrade failed: `status` is the HTTP status (0 when the answer was
+    not a valid one), `location` set for a 3xx that names one."""
+
+    def __init__(self, message: str, status: int = 0, location: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.location = location
+
+
+def proxy_configured(env: Mapping[str, str] | None = None) -> bool:
+    """True when a proxy is set in the environment (a `*_proxy` variable):
+    websockets' client then goes through it, so our own clients hand over."""
+    env = os.environ if env is None else env
+    return any(
+        value and name.lower().endswith("_proxy") and name.lower() != "no_proxy"
+        for name, value in env.items()
+    )
+
+
+def mask(data: bytes, key: bytes) -> bytes:
+    """RFC 6455 §5.3 masking, four bytes at a time as one big integer XOR."""
+    size = len(data)
+    if not size:
+        return b""
+    keys = (key * ((size >> 2) + 1))[:size]
+    return (int.from_bytes(data, "little") ^ int.from_bytes(keys, "little")).to_bytes(
+        size, "little"
+    )
+
+
+def encode_frame(opcode: int, payload: bytes, key: bytes | None = None) -> bytes:
+    """One final, masked client frame."""
+    key = os.urandom(4) if key is None else key
+    size = len(payload)
+    if size < 126:
+        head = bytes((0x80 | opcode, 0x80 | size))
+    elif size < 0x10000:
+        head = bytes((0x80 | opcode, 0x80 | 126)) + _U16.pack(size)
+    else:
+        head = bytes((0x80 | opcode, 0x80 | 127)) + _U64.pack(size)
+    return head + key + mask(payload, key)
+
+
+def close_payload(code: int, reason: str = "") -> bytes:
+    return _U16.pack(code) + reason.encode()[:123]
+
+
+def close_code(payload: bytes) -> int:
+    """The code of a CLOSE frame's payload (1000 when empty, 1002 when malformed)."""
+    if len(payload) == 1:
+        return 1002
+    return _U16.unpack_from(payload)[0] if payload else 1000
+
+
+class Target:
+    """Where an upgrade goes: from a `ws://` or `wss://` URL."""
+
+    __slots__ = ("host", "host_header", "path", "port", "secure", "target")
+
+    def __init__(self, host: str, port: int, secure: bool, path: str, query: str) -> None:
+        self.host, self.port, self.secure, self.path = host, port, secure, path
+        self.target = f"{path}?{query}" if query else path
+        if port != (443 if secure else 80):
+            self.host_header = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        else:
+            self.host_header = f"[{host}]" if ":" in host else host
+
+    @classmethod
+    def of(cls, url: str, default_path: str) -> Target:
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(url)
+        secure = parts.scheme.lower() == "wss"
+        port = parts.port if parts.port is not None else (443 if secure else 80)
+        return cls(parts.hostname or "127.0.0.1", port, secure, parts.path or default_path,
+                   parts.query)  # fmt: skip
+
+
+def client_request(
+    host_header: str, target: str, headers: list[str] | None = None
+) -> tuple[bytes, bytes]:
+    """`(request, expected Sec-WebSocket-Accept)` for an upgrade to `target`."""
+    import base64  # here: a tcp:// client never needs them
+    import hashlib
+
+    key = base64.b64encode(os.urandom(16))
+    accept = base64.b64encode(hashlib.sha1(key + GUID).digest())
+    lines = [
+        f"GET {target} HTTP/1.1",
+        f"Host: {host_header}",
+        "Upgrade: websocket",
+        "Connection: Upgrade",
+        f"Sec-WebSocket-Key: {key.decode()}",
+        "Sec-WebSocket-Version: 13",
+        "User-Agent: Python openmux",
+        *(headers or ()),
+    ]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode(), accept
+
+
+def parse_response(buffer: bytearray, accept: bytes) -> bool:
+    """True once `buffer` holds a whole, valid `101` answer, which is then
+    removed from it (what follows is frames); False: wait for more bytes.
+    Raises `UpgradeRefused` for any other answer or a head over `MAX_HEAD`."""
+    end = buffer.find(b"\r\n\r\n")
+    if end < 0:
+        if len(buffer) > MAX_HEAD:
+            raise UpgradeRefused("WebSocket upgrade: response head too large")
+        return False
+    head = bytes(buffer[:end]).decode("latin-1")
+    del buffer[: end + 4]
+    lines = head.split("\r\n")
+    parts = lines[0].split(" ", 2)
+    if len(parts) < 2 or not parts[0].startswith("HTTP/1.") or not parts[1].isdigit():
+        raise UpgradeRefused("did not receive a valid HTTP response")
+    status = int(parts[1])
+    headers: dict[str, str] = {}
+    for line in lines[1:]:
+        name, sep, value = line.partition(":")
+        if not sep:
+            raise UpgradeRefused("did not receive a valid HTTP response")
+        key = name.strip().lower()
+        headers[key] = f"{headers[key]}, {value.strip()}" if key in headers else value.strip()
+    if status != 101:
+        location = headers.get("location") if 300 <= status < 400 else None
+        raise UpgradeRefused(f"WebSocket upgrade refused: HTTP {status}", status, location)
+    upgrade = headers.get("upgrade", "").lower()
+    connection = [t.strip().lower() for t in headers.get("connection", "").split(",")]
+    if upgrade != "websocket" or "upgrade" not in connection:
+        raise UpgradeRefused("WebSocket upgrade: bad Upgrade/Connection headers", status)
+    if headers.get("sec-websocket-accept", "").encode() != accept:
+        raise UpgradeRefused("WebSocket upgrade: bad Sec-WebSocket-Accept", status)
+    if "sec-websocket-extensions" in headers or "sec-websocket-protocol" in headers:
+        raise UpgradeRefused("WebSocket upgrade: unrequested extension or protocol", status)
+    return True
+
+
+class FrameDecoder:
+    """Server frames to messages: `buffer` is fed by the caller (`+=`), each
+    `next()` returns `(opcode, payload)` or None when more bytes are needed.
+
+    Opcodes returned: BINARY (a whole message, fragments joined), TEXT (a
+    text message began: the rest of it is skipped), PING, PONG, CLOSE.
+    Raises `WebSocketError` (1002 protocol error, 1009 message too big; the
+    size is checked before the payload is buffered).
+    """
+
+    __slots__ = ("buffer", "fragments", "max_size", "pending", "skipping_text")
+
+    def __init__(self, max_size: int) -> None:
+        self.max_size = max_size
+        self.buffer = bytearray()
+        self.fragments: list[bytes] | None = None  # a binary message being assembled
+        self.pending = 0  # their total size
+        self.skipping_text = False
+
+    @property
+    def idle(self) -> bool:
+        """Between messages with nothing buffered: a whole frame may bypass it."""
+        return not self.buffer and self.fragments is None and not self.skipping_text
+
+    def next(self) -> tuple[int, bytes] | None:
+        buf = self.buffer
+        while True:
+            size = len(buf)
+            if size < 2:
+                return None
+            b0, b1 = buf[0], buf[1]
+            if b0 & 0x70 or b1 & 0x80:  # reserved bits (no extension) or a masked server frame
+                raise WebSocketError(1002, "protocol error")
+            opcode, length, offset = b0 & 0x0F, b1 & 0x7F, 2
+            if length == 126:
+                if size < 4:
+                    return None
+                length, offset = _U16.unpack_from(buf, 2)[0], 4
+            elif length == 127:
+                if size < 10:
+                    return None
+                length, offset = _U64.unpack_from(buf, 2)[0], 10
+            fin = b0 & 0x80
+            if opcode >= 8:
+                if not fin or length > 125:
+                    raise WebSocketError(1002, "bad control frame")
+            elif self.pending + length > self.max_size:  # before buffering the payload
+                raise WebSocketError(1009, "message too big")
+            if size < offset + length:
+                return None
+            payload = bytes(buf[offset : offset + length])
+            del buf[: offset + length]
+            result = self._frame(opcode, bool(fin), payload)
+            if result is not None:
+                return result
+
+    def _frame(self, opcode: int, fin: bool, payload: bytes) -> tuple[int, bytes] | None:
+        if opcode == BINARY and self.fragments is None and not self.skipping_text:
+            if fin:
+                return BINARY, payload
+            self.fragments, self.pending = [payload], len(payload)
+            return None
+        if opcode == CONT:
+            if self.skipping_text:
+                self.skipping_text = not fin
+                return None
+            if self.fragments is None:
+                raise WebSocketError(1002, "unexpected continuation frame")
+            self.fragments.append(payload)
+            self.pending += len(payload)
+            if not fin:
+                return None
+            message, self.fragments, self.pending = b"".join(self.fragments), None, 0
+            return BINARY, message
+        if opcode == TEXT and self.fragments is None and not self.skipping_text:
+            self.skipping_text = not fin
+            return TEXT, b""
+        if opcode in (PING, PONG, CLOSE):
+            return opcode, payload
+        raise WebSocketError(1002, "unexpected frame")
+
+
+__all__ = [
+    "BINARY",
+    "CLOSE",
+    "CONT",
+    "MAX_HEAD",
+    "PING",
+    "PONG",
+    "TEXT",
+    "FrameDecoder",
+    "Target",
+    "UpgradeRefused",
+    "WebSocketError",
+    "client_request",
+    "close_code",
+    "close_payload",
+    "encode_frame",
+    "mask",
+    "parse_response",
+    "proxy_configured",
+]

@@ -1,0 +1,169 @@
+"""`vroom term` without asyncio: one poll() loop over stdin, the socket and
+the signals, on `openmux.polled` (tcp:// and ws://).
+
+Why: importing asyncio (and ssl, subprocess, concurrent.futures, inspect,
+which it drags in) was ~40 ms of a start that should feel instant, and an
+event loop turn with its callbacks was part of every keystroke. A terminal
+and one socket need none of it: a keystroke is now poll, read, send; its
+echo poll, recv, write. Everything but the loop (the protocol's answers,
+the fast paths, the messages, the exit status) is `cli.TermCore`, shared
+with the asyncio driver, which keeps every other transport.
+
+Why `select.poll` and not `selectors`: poll takes any file descriptor (a
+regular file or /dev/null on stdin is simply always readable, where epoll
+refuses it) and costs no objects per wake-up. Signals reach the loop
+through `signal.set_wakeup_fd` on a pipe; until the session is open a
+SIGTERM/SIGHUP interrupts the (blocking, bounded) connect at once.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import signal
+import time
+from typing import Any
+
+from .cli import Failure, TermCore, connect_failure
+
+_IN = select.POLLIN
+_OUT = select.POLLOUT
+_NVAL = select.POLLNVAL
+
+
+class PolledTermClient(TermCore):
+    """One `vroom term` run over `openmux.polled`; `run()` returns the exit status."""
+
+    def __init__(self, url: str, **kwargs: Any) -> None:
+        super().__init__(url, **kwargs)
+        self._reading = False
+        self._connected = False
+        self._wake = -1
+
+    def _start_stdin(self) -> None:
+        self._reading = not self._stdin_eof
+
+    def _stop_stdin(self) -> None:
+        self._reading = False
+
+    def run(self) -> int:
+        """Connect, run the session, close; raises `Failure` (exit 255) or
+        `openmux.polled.HandOver` (before anything was done: use asyncio)."""
+        from openmux.polled import HandOver, PolledClient
+
+        session = PolledClient(self.url, timeout=self.timeout, ping_interval=30.0)
+        restore = self._install_signals()
+        try:
+            try:
+                session.connect()
+            except (HandOver, Failure):
+                raise
+            except Exception as exc:
+                raise connect_failure(self.url, self.timeout, exc) from None
+            self._connected = True
+            self._begin(session)
+            session.start(self._handle_events)
+            self._loop(session)
+        finally:
+            self._stop_stdin()
+            try:
+                if self._connected:
+                    session.shutdown(2.0)
+                else:
+                    session.abort()
+            finally:
+                restore()
+        return self._result()
+
+    # -- signals
+
+    def _install_signals(self) -> Any:
+        """Handlers for `_signals()`, woken through a pipe; returns the undo."""
+        signums = self._signals()
+
+        def handler(signum: int, frame: object) -> None:
+            if not self._connected and signum != signal.SIGWINCH:
+                raise Failure(f"interrupted by {signal.Signals(signum).name}")
+
+        read, write = os.pipe()
+        os.set_blocking(read, False)
+        os.set_blocking(write, False)
+        try:
+            old_fd = signal.set_wakeup_fd(write, warn_on_full_buffer=False)
+        except ValueError:  # not the main thread (a test): no signals then
+            os.close(read)
+            os.close(write)
+            return lambda: None
+        self._wake = read
+        previous = {signum: signal.signal(signum, handler) for signum in signums}
+
+        def restore() -> None:
+            for signum, old in previous.items():
+                signal.signal(signum, old)
+            signal.set_wakeup_fd(old_fd)
+            os.close(read)
+            os.close(write)
+            self._wake = -1
+
+        return restore
+
+    def _on_wake(self) -> None:
+        try:
+            data = os.read(self._wake, 512)
+        except OSError:
+            return
+        wanted = self._signals()
+        for signum in data:
+            if signum in wanted and not self.done:
+                self._on_signal(signum)
+
+    # -- the loop
+
+    def _loop(self, session: Any) -> None:
+        poller = select.poll()
+        sock_fd = session.sock.fileno()
+        stdin, wake = self.stdin, self._wake
+        if wake >= 0:
+            poller.register(wake, _IN)
+        sock_mask = 0
+        stdin_on = False
+        monotonic = time.monotonic
+        while not self.done:
+            mask = _IN | _OUT if session.pending else _IN
+            if mask != sock_mask:
+                poller.register(sock_fd, mask)
+                sock_mask = mask
+            want_stdin = self._reading and not session.writing_paused
+            if want_stdin != stdin_on:
+                if want_stdin:
+                    poller.register(stdin, _IN)
+                else:
+                    poller.unregister(stdin)
+                stdin_on = want_stdin
+            timer = session.next_timer()
+            if timer is None:
+                ready = poller.poll()
+            else:
+                left = timer - monotonic()
+                ready = poller.poll(left * 1000 + 1 if left > 0 else 0)
+            for fd, events in ready:
+                if fd == sock_fd:
+                    if events & _OUT:
+                        session.on_writable()
+                    if events & ~_OUT:
+                        session.on_readable()
+                elif fd == stdin:
+                    if self._reading and not self.done:
+                        if events & _NVAL:
+                            self._send_input(b"")  # no stdin at all: end of input
+                        else:
+                            self._read_stdin()
+                elif fd == wake:
+                    self._on_wake()
+            if timer is not None and not self.done and monotonic() >= timer:
+                session.on_timer(monotonic())
+            if session.lost and not self.done:
+                self._fail_closed(1001, "")
+
+
+__all__ = ["PolledTermClient"]
