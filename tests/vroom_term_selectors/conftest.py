@@ -1,0 +1,18 @@
+"""The fixtures of tests/vroomd_terminal (a real vroomd on 127.0.0.1), reused."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+_HERE = Path(__file__).resolve().parent
+_SHARED = _HERE.parent / "vroomd_terminal"
+sys.path.insert(0, str(_SHARED))  # vterm_support
+
+_spec = importlib.util.spec_from_file_location("vroomd_terminal_fixtures", _SHARED / "conftest.py")
+assert _spec is not None and _spec.loader is not None
+_fixtures = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(_fixtures)
+
+vroomd = _fixtures.vroomd

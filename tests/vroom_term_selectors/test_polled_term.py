@@ -1,0 +1,345 @@
+"""`vroom term` on its asyncio-free driver (vroom_terminal.termloop over
+openmux.polled), end to end against a real vroomd on 127.0.0.1, over TCP
+and WebSocket: what a user sees, byte-exact pipes, exit statuses, flow
+control with a slow reader, and the one-line failures."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pexpect
+import pytest
+from vterm_support import VROOM, VroomdProcess
+
+SCHEMES = ["tcp", "ws"]
+PROMPT = r"[#$] $"
+PYTHON = sys.executable
+
+
+def vroom_env(vroomd: VroomdProcess, **extra: str) -> dict[str, str]:
+    env = {**os.environ, "VROOM_TOKEN": vroomd.token, "TERM": "xterm-256color", **extra}
+    env.pop("VROOMD_TEST_SECRET", None)
+    env.pop("VROOM_ASYNCIO", None)
+    return env
+
+
+def run_vroom(vroomd: VroomdProcess, *args: str, input: bytes | None = None,
+              env: dict[str, str] | None = None) -> subprocess.CompletedProcess[bytes]:  # fmt: skip
+    return subprocess.run(
+        [VROOM, "term", *args],
+        input=input,
+        capture_output=True,
+        env=env or vroom_env(vroomd),
+        timeout=60,
+        stdin=None if input is not None else subprocess.DEVNULL,
+    )
+
+
+# ------------------------------------------------------------- no asyncio
+
+
+@pytest.mark.parametrize("scheme", SCHEMES)
+def test_no_asyncio_is_imported(vroomd: VroomdProcess, scheme: str, tmp_path: Path) -> None:
+    """A whole session, then sys.modules: the point of this driver."""
+    report = tmp_path / "modules"
+    code = (
+        "import sys\n"
+        "from vroom_terminal.cli import main\n"
+        f"code = main(['term', {vroomd.url(scheme)!r}, '--', 'echo', 'hello'])\n"
+        f"open({str(report)!r}, 'w').write(' '.join(sorted(sys.modules)))\n"
+        "sys.exit(code)\n"
+    )
+    result = subprocess.run([PYTHON, "-c", code], capture_output=True, timeout=60,
+                            env=vroom_env(vroomd), stdin=subprocess.DEVNULL)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == b"hello\n"
+    modules = report.read_text().split()
+    assert "vroom_terminal.termloop" in modules
+    assert "asyncio" not in modules
+    assert "openmux.aio" not in modules
+
+
+def test_importtime_shows_no_asyncio(vroomd: VroomdProcess) -> None:
+    result = subprocess.run(
+        [PYTHON, "-X", "importtime", "-m", "vroom_terminal.cli", "term", vroomd.url("tcp"),
+         "--", "true"],
+        capture_output=True, timeout=60, env=vroom_env(vroomd), stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    imported = [line.rsplit("|", 1)[-1].strip() for line in result.stderr.decode().splitlines()
+                if line.startswith("import time:")]  # fmt: skip
+    assert "openmux.polled" in imported
+    assert "asyncio" not in imported and "ssl" not in imported
+
+
+def test_asyncio_driver_on_request(vroomd: VroomdProcess) -> None:
+    """VROOM_ASYNCIO=1 keeps the old driver reachable (benchmarks compare them)."""
+    result = run_vroom(vroomd, vroomd.url("tcp"), "--", "echo", "ok",
+                       env=vroom_env(vroomd, VROOM_ASYNCIO="1"))  # fmt: skip
+    assert (result.returncode, result.stdout) == (0, b"ok\n")
+
+
+# ------------------------------------------------------------ interactive
+
+
+@pytest.mark.parametrize("scheme", SCHEMES)
+def test_prompt_resize_and_exit(vroomd: VroomdProcess, scheme: str) -> None:
+    child = pexpect.spawn(VROOM, ["term", vroomd.url(scheme)], env=vroom_env(vroomd),
+                          dimensions=(30, 100), timeout=30)  # fmt: skip
+    try:
+        child.expect(PROMPT)
+        child.send("stty size\r")
+        child.expect("30 100")
+        child.expect(PROMPT)
+        child.setwinsize(41, 133)  # SIGWINCH -> WINDOW_RESIZE through the wake-up pipe
+        child.send("stty size\r")
+        child.expect("41 133")
+        child.expect(PROMPT)
+        child.send("exit 5\r")
+        child.expect(pexpect.EOF)
+    finally:
+        child.close()
+    assert child.exitstatus == 5
+
+
+def test_sigterm_restores_the_terminal(vroomd: VroomdProcess, tmp_path: Path) -> None:
+    """SIGTERM to vroom term: one line, 255, and the local terminal as it was."""
+    script = tmp_path / "check.sh"
+    script.write_text(
+        f"stty -g > {tmp_path}/before\n"
+        f'"{VROOM}" term -t "$1" -- "echo started; sleep 60" &\n'
+        "pid=$!\n"
+        f"while ! grep -q started {tmp_path}/out 2>/dev/null; do sleep 0.05; done\n"
+        'kill -TERM "$pid"; wait "$pid"; echo "rc=$?"\n'
+        f"stty -g > {tmp_path}/after\n"
+    )
+    child = pexpect.spawn("sh", [str(script), vroomd.url("tcp")], env=vroom_env(vroomd),
+                          timeout=30, logfile=None)  # fmt: skip
+    child.logfile_read = (tmp_path / "out").open("wb", buffering=0)
+    try:
+        child.expect("interrupted by SIGTERM")
+        child.expect("rc=255")
+        child.expect(pexpect.EOF)
+    finally:
+        child.close()
+    assert (tmp_path / "before").read_text() == (tmp_path / "after").read_text()
+
+
+# --------------------------------------------------------------- pipes
+
+
+@pytest.mark.parametrize("scheme", SCHEMES)
+def test_every_byte_value_through_cat(vroomd: VroomdProcess, scheme: str) -> None:
+    data = bytes(range(256)) * 64 + bytes(range(255, -1, -1))
+    result = run_vroom(vroomd, vroomd.url(scheme), "--", "cat", input=data)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == data
+    assert result.stderr == b""
+
+
+@pytest.mark.parametrize("scheme", SCHEMES)
+def test_stdin_eof_ends_the_input(vroomd: VroomdProcess, scheme: str, tmp_path: Path) -> None:
+    result = run_vroom(vroomd, vroomd.url(scheme), "--", "wc -c; echo end", input=b"x" * 1000)
+    assert (result.returncode, result.stdout.split()) == (0, [b"1000", b"end"])
+    # a regular file and /dev/null on stdin (poll() reports them always readable)
+    path = tmp_path / "in"
+    path.write_bytes(b"abc\n" * 5000)
+    with path.open("rb") as fp:
+        out = subprocess.run([VROOM, "term", vroomd.url(scheme), "--", "sha1sum"], stdin=fp,
+                             capture_output=True, env=vroom_env(vroomd), timeout=60)  # fmt: skip
+    import hashlib
+
+    assert out.stdout.split()[0].decode() == hashlib.sha1(b"abc\n" * 5000).hexdigest()
+    empty = run_vroom(vroomd, vroomd.url(scheme), "--", "wc -c")
+    assert (empty.returncode, empty.stdout.strip()) == (0, b"0")
+
+
+@pytest.mark.parametrize("scheme", SCHEMES)
+@pytest.mark.parametrize(
+    ("command", "status"),
+    [("exit 0", 0), ("exit 1", 1), ("exit 42", 42), ("kill -TERM $$", 143), ("kill -KILL $$", 137)],
+)
+def test_exit_status(vroomd: VroomdProcess, scheme: str, command: str, status: int) -> None:
+    result = run_vroom(vroomd, vroomd.url(scheme), "--", command)
+    assert result.returncode == status
+    assert result.stderr == b""
+
+
+def test_env_and_forced_tty(vroomd: VroomdProcess) -> None:
+    result = run_vroom(vroomd, "-e", "LC_TIME=C", "-e", "FOO=bar", "-t", vroomd.url("tcp"), "--",
+                       'echo "[$LC_TIME|${FOO-unset}]"; test -t 0 && echo tty')  # fmt: skip
+    assert result.returncode == 0
+    assert result.stdout.split() == [b"[C|unset]", b"tty"]
+    assert b"FOO" in result.stderr
+
+
+@pytest.mark.parametrize("scheme", SCHEMES)
+def test_flow_control_with_a_slow_reader(vroomd: VroomdProcess, scheme: str) -> None:
+    """3.4 MB of output (over three 1 MiB windows) into a reader that takes
+    small bites: every byte, in order; the server only sent on credit."""
+    expected = b"".join(b"%d\n" % i for i in range(1, 500001))
+    proc = subprocess.Popen([VROOM, "term", vroomd.url(scheme), "--", "seq 1 500000"],
+                            stdout=subprocess.PIPE, stdin=subprocess.DEVNULL,
+                            env=vroom_env(vroomd))  # fmt: skip
+    assert proc.stdout is not None
+    received = bytearray()
+    bites = 0
+    while chunk := proc.stdout.read(4096 if bites % 8 else 512):
+        received += chunk
+        bites += 1
+        if bites % 64 == 0:
+            threading.Event().wait(0.002)  # slow: the credit must stall the server
+    assert proc.wait(60) == 0
+    assert bytes(received) == expected
+
+
+@pytest.mark.parametrize("scheme", SCHEMES)
+def test_input_while_the_socket_is_backed_up(vroomd: VroomdProcess, scheme: str) -> None:
+    """4 MiB of input to a program that reads it only after a pause: the
+    client stops reading stdin while its send buffer is full, and loses nothing."""
+    data = os.urandom(4 * 1024 * 1024)
+    result = run_vroom(vroomd, vroomd.url(scheme), "--", "sleep 1; sha256sum", input=data)
+    import hashlib
+
+    assert result.returncode == 0
+    assert result.stdout.split()[0].decode() == hashlib.sha256(data).hexdigest()
+
+
+# -------------------------------------------------------------- failures
+
+
+@pytest.mark.parametrize("scheme", SCHEMES)
+def test_wrong_token(vroomd: VroomdProcess, scheme: str) -> None:
+    result = run_vroom(vroomd, vroomd.url(scheme), "--", "true",
+                       env=vroom_env(vroomd, VROOM_TOKEN="wrong"))  # fmt: skip
+    assert result.returncode == 255
+    assert result.stderr == f"vroom: {vroomd.url(scheme)}: authentication refused\n".encode()
+
+
+@pytest.mark.parametrize("scheme", SCHEMES)
+def test_connection_refused(scheme: str) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # closed again: nobody listens there
+    url = f"{scheme}://127.0.0.1:{port}"
+    result = subprocess.run([VROOM, "term", url, "--", "true"], capture_output=True,
+                            timeout=30, stdin=subprocess.DEVNULL)  # fmt: skip
+    assert result.returncode == 255
+    assert result.stderr == f"vroom: cannot connect to {url}: Connection refused\n".encode()
+
+
+@pytest.fixture
+def silent_server() -> Iterator[int]:
+    """Accepts connections and never says a word."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        listener.settimeout(0.1)
+        while not stop.is_set():
+            try:
+                held.append(listener.accept()[0])
+            except TimeoutError:
+                continue
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    yield listener.getsockname()[1]
+    stop.set()
+    thread.join(5)
+    for sock in held:
+        sock.close()
+    listener.close()
+
+
+@pytest.mark.parametrize("scheme", SCHEMES)
+def test_handshake_timeout(silent_server: int, scheme: str) -> None:
+    url = f"{scheme}://127.0.0.1:{silent_server}"
+    result = subprocess.run(
+        [VROOM, "term", "--connect-timeout", "0.5", url, "--", "true"],
+        capture_output=True, timeout=30, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    assert result.returncode == 255
+    assert result.stderr == f"vroom: cannot connect to {url}: no answer within 0.5 s\n".encode()
+
+
+def test_server_limit_and_refusals_are_one_line(vroomd: VroomdProcess) -> None:
+    """An upgrade refused with another HTTP status: one line, 255."""
+    url = vroomd.url("ws").replace("/omux", "/not-here")
+    result = run_vroom(vroomd, url, "--", "true")
+    assert result.returncode == 255
+    assert result.stderr.count(b"\n") == 1 and result.stderr.startswith(b"vroom: ")
+
+
+# ------------------------------------------------------- in this process
+
+
+@pytest.mark.parametrize("scheme", SCHEMES)
+def test_credit_bookkeeping_in_process(
+    vroomd: VroomdProcess, scheme: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The driver in this process, on pipes: 3 MiB in small writes through a
+    raw `cat`; every byte back in order, the credit agrees with what arrived,
+    part of it through the fast path."""
+    import random
+
+    from openmux.polled import PolledClient
+    from vroom_terminal.termloop import PolledTermClient
+
+    fast_taken = [0]
+    original = PolledClient.set_fast_handler
+
+    def counting(self: PolledClient, channel_id: int, handler: object) -> None:
+        def counted(type_: int, data: bytes) -> bool:
+            took: bool = handler(type_, data)  # type: ignore[operator]
+            fast_taken[0] += len(data) if took else 0
+            return took
+
+        original(self, channel_id, counted)
+
+    monkeypatch.setattr(PolledClient, "set_fast_handler", counting)
+    in_read, in_write = os.pipe()
+    out_read, out_write = os.pipe()
+    rng = random.Random(f"polled-{scheme}")
+    payload = rng.randbytes(3 * 1024 * 1024)
+    received = bytearray()
+
+    def feed() -> None:
+        pos = 0
+        while pos < len(payload):
+            pos += os.write(in_write, payload[pos : pos + rng.randint(1, 4096)])
+        os.close(in_write)
+
+    def drain() -> None:
+        while chunk := os.read(out_read, 65536):
+            received.extend(chunk)
+
+    client = PolledTermClient(
+        vroomd.url(scheme), token=vroomd.token, command=["cat"], interactive=False,
+        env={}, stdin=in_read, stdout=out_write,
+    )  # fmt: skip
+    threads = [threading.Thread(target=feed), threading.Thread(target=drain)]
+    for thread in threads:
+        thread.start()
+    try:
+        code = client.run()
+    finally:
+        os.close(out_write)
+        for thread in threads:
+            thread.join(30)
+        os.close(in_read)
+        os.close(out_read)
+    assert code == 0
+    assert bytes(received) == payload
+    assert client.client is not None
+    window = client.client.sessions[""].ack_window
+    assert window.received == window.consumed == len(payload)
+    assert window.consumed - window.acked < window.ack_every
+    assert fast_taken[0] > 0
