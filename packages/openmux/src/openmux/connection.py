@@ -21,7 +21,7 @@ import enum
 import json
 import math
 import struct
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal, TypeGuard
 
 from ._types import Buffer
@@ -31,9 +31,11 @@ from .codes import (
     CONTROL_CHANNEL,
     DEFAULT_MESSAGE_SIZE,
     EXTENSION_TYPES,
+    HEADER_SIZE,
     MAGIC,
     MAX_CHANNEL_ID,
     MAX_EXTENDED_LENGTH,
+    MAX_STANDARD_LENGTH,
     MIN_MESSAGE_SIZE,
     CloseCode,
     ControlType,
@@ -61,9 +63,19 @@ from .events import (
     MessageReceived,
     PongReceived,
 )
-from .frame import FrameReader, RawFrame, decode_message, encode_header
+from .frame import (
+    FrameReader,
+    RawFrame,
+    _pack_std,
+    _unpack_std,
+    decode_message,
+    encode_header,
+)
 
 Mode = Literal["stream", "message"]
+
+FastHandler = Callable[[int, bytes], bool]
+"""`handler(type, payload) -> bool` of `Connection.set_fast_handler`."""
 
 _FRAGMENT = int(Flags.FRAGMENT)
 _FRAGMENT_END = int(Flags.FRAGMENT_END)
@@ -121,6 +133,9 @@ class State(enum.Enum):
     OPEN = "open"
     CLOSING = "closing"  # we sent CLOSE, waiting for the peer's
     CLOSED = "closed"
+
+
+_OPEN = State.OPEN
 
 
 def _negotiate_size(a: int, b: int) -> int:
@@ -258,6 +273,8 @@ class Connection:
         self._reassembly: dict[int, tuple[int, list[bytes], int]] = {}
         self._reassembly_bytes = 0
         self._unknown_reported: set[int] = set()
+        # channel id -> (the Channel it was registered for, handler)
+        self._fast: dict[int, tuple[Channel, FastHandler]] = {}
 
     # ------------------------------------------------------------------ I/O
 
@@ -360,6 +377,162 @@ class Connection:
             return events
         self._handle_frame(frame, now, events)
         return events
+
+    def receive_messages(self, messages: Sequence[Buffer], now: float) -> list[Event]:
+        """Feed several transport messages (one frame each) at once: the events
+        of `receive_message` called on each in turn, as one list.
+
+        A WebSocket read often holds several messages; one call for all of
+        them takes the plain case (a whole message on an open application
+        channel while OPEN, no fragmented message pending) without a call
+        per message, and gives the caller one batch to handle instead of
+        one per message.
+        """
+        if self.state is State.CLOSED:
+            return []
+        self._check_initiated()
+        self._last_rx = now
+        events: list[Event] = []
+        append = events.append
+        channels = self.channels
+        limit = self._frame_limit()
+        fast = self.state is _OPEN and not self._reassembly
+        for message in messages:
+            if fast:
+                size = len(message) - HEADER_SIZE
+                if size >= 0:
+                    channel_id, type_, flags, reserved, length = _unpack_std(message)
+                    if (
+                        not flags
+                        and not reserved
+                        and length == size
+                        and size <= limit
+                        and channel_id in channels
+                    ):
+                        # bytes(...) of a bytes slice is that slice: one copy either way
+                        append(_message_received(channel_id, type_, bytes(message[HEADER_SIZE:])))
+                        continue
+            try:
+                frame = decode_message(message, self._frame_limit())
+            except (FrameError, MessageTooLarge) as exc:
+                self._fail(exc, now)
+            else:
+                self._handle_frame(frame, now, events)
+            if self._closed():
+                break
+            # what `receive_message` would check anew for the next message
+            channels = self.channels
+            limit = self._frame_limit()
+            fast = self.state is _OPEN and not self._reassembly
+        return events
+
+    def set_fast_handler(self, channel_id: int, handler: FastHandler | None) -> None:
+        """Let `receive_fast` hand whole messages of this open channel to
+        `handler(type, payload) -> bool` instead of returning them as
+        `MessageReceived` (None removes it).
+
+        For the hottest messages of a protocol on top (a keystroke, its
+        echo): the event, its batch and the caller's dispatch cost more than
+        the message. The handler decides before doing anything: True if it
+        took the message, False (untouched) to have it, and everything after
+        it in the same call, handled as `receive_data`/`receive_message`
+        would. It must not raise or call this connection. The registration
+        ends with the channel: a new channel on the same id is not reached.
+        `LocalProtocolError` (4003) if the channel is not open.
+        """
+        if handler is None:
+            self._fast.pop(channel_id, None)
+            return
+        channel = self.channels.get(channel_id)
+        if channel is None:
+            raise LocalProtocolError(
+                f"channel {channel_id} is not open", CloseCode.CHANNEL_NOT_FOUND
+            )
+        self._fast[channel_id] = (channel, handler)
+
+    def receive_fast(self, data: Buffer, now: float) -> list[Event] | None:
+        """`receive_data` (stream mode) or `receive_message` (message mode),
+        offering whole messages to the fast handlers first.
+
+        Messages go to a handler only while the connection is OPEN, no
+        fragmented message is pending and no partial frame is buffered, each
+        a plain frame (no flags, standard length, within the frame limit) of
+        `bytes` input on a channel still open with the handler it was
+        registered for; in order, until one is not such a message or its
+        handler declines. What is left is then fed to `receive_data` /
+        `receive_message` and its events returned: together, exactly what
+        those would have done, minus the events of the taken messages.
+        Returns None when the handlers took all of `data`: no event, and
+        nothing changed but the time of the last receipt (the keepalive's).
+        """
+        fast = self._fast
+        if fast and type(data) is bytes and self.state is _OPEN and not self._reassembly:
+            if self.mode == "message":
+                size = len(data) - HEADER_SIZE
+                if size >= 0 and not data[2] and not data[3]:
+                    entry = fast.get(data[0])
+                    if (
+                        entry is not None
+                        and size == (data[4] << 8) | data[5]
+                        and size <= self._frame_limit()
+                        and self.channels.get(data[0]) is entry[0]
+                        and entry[1](data[1], data[HEADER_SIZE:])
+                    ):
+                        self._last_rx = now
+                        return None
+                return self.receive_message(data, now)
+            reader = self._reader
+            if reader.error is None and not reader._chunks and reader._head is None:
+                size = len(data)
+                limit = self._frame_limit()
+                channels = self.channels
+                off = 0
+                while size - off >= HEADER_SIZE and self.state is _OPEN:
+                    channel_id, type_, flags, reserved, length = _unpack_std(data, off)
+                    if flags or reserved:
+                        break  # a fragment, an extended length or a bad header
+                    entry = fast.get(channel_id)
+                    if entry is None:
+                        break
+                    end = off + HEADER_SIZE + length
+                    if end > size or length > limit or channels.get(channel_id) is not entry[0]:
+                        break
+                    if not entry[1](type_, data[off + HEADER_SIZE : end]):
+                        break
+                    off = end
+                if off:
+                    self._last_rx = now
+                    if off == size:
+                        return None
+                    data = data[off:]
+        if self.mode == "message":
+            return self.receive_message(data, now)
+        return self.receive_data(data, now)
+
+    def encode_direct(self, channel_id: int, type_: int, data: bytes) -> bytes | None:
+        """The frame of a message for the caller to write straight to its
+        transport, or None when it must go through `send_message`.
+
+        For a protocol's hottest small sends (a keystroke): the frame,
+        written at once, is exactly what `send_message` then `data_to_send`
+        would produce, since it is only given while that holds: the
+        connection OPEN, the channel open, nothing queued ahead of it (not
+        even the magic), and `data` within one standard frame and the
+        negotiated message size (no fragmenting). Nothing is queued here:
+        the caller writes the frame, or nobody does.
+        """
+        size = len(data)
+        limit = self.max_message_size
+        if (
+            self.state is not _OPEN
+            or self._out
+            or self._magic_pending
+            or size > MAX_STANDARD_LENGTH
+            or (limit and size > limit)
+            or channel_id not in self.channels
+        ):
+            return None
+        return _pack_std(channel_id, type_, 0, 0, size) + data
 
     def connection_lost(self, now: float) -> list[Event]:
         """The transport went away (EOF, reset, child exit)."""

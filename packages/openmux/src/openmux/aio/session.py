@@ -110,10 +110,10 @@ from typing import Any, Literal, NamedTuple, Protocol
 from .._types import Buffer
 from ..channels import Channel as CoreChannel
 from ..channels import ChannelSpec
-from ..codes import EXTENDED_HEADER_SIZE, HEADER_SIZE, MAX_STANDARD_LENGTH, CloseCode
+from ..codes import EXTENDED_HEADER_SIZE, HEADER_SIZE, CloseCode
 from ..config import DEFER, Config
 from ..connection import Connection, State
-from ..errors import ConnectionClosedError, FrameError, MessageTooLarge
+from ..errors import ConnectionClosedError, FrameError, LocalProtocolError, MessageTooLarge
 from ..events import (
     ChannelClosed,
     ChannelOpened,
@@ -127,7 +127,7 @@ from ..events import (
     MessageReceived,
     PongReceived,
 )
-from ..frame import _pack_std, _unpack_std, check_header
+from ..frame import check_header
 from .errors import (
     ChannelClosedError,
     ChannelRejectedError,
@@ -402,8 +402,7 @@ class Session:
         self._pings: deque[asyncio.Future[float]] = deque()
         self._incoming: deque[Channel] = deque()
         self._taps: list[EventTap] = []
-        self._fast: dict[int, tuple[CoreChannel, FastHandler]] = {}
-        self._max_frame = 0  # `connection._frame_limit()` once OPEN (message fast path)
+        self._fast: set[int] = set()  # channels with a fast handler in the core
         self._write_frame: Callable[[bytes], None] | None = None
         self._accept_waiter: asyncio.Future[None] | None = None
         self._policy_tasks: set[asyncio.Task[None]] = set()
@@ -437,54 +436,41 @@ class Session:
 
     def data_received(self, data: Buffer) -> None:
         conn = self.connection
-        fast = self._fast
-        if fast and type(data) is bytes and conn.state is _OPEN and not conn._reassembly:
-            # The fast path (module docstring), inline: this runs per keystroke.
-            reader = conn._reader
-            if reader.error is None and not reader._chunks and reader._head is None:
-                size = len(data)
-                limit, hard = reader.limit, reader.hard_limit  # reader._limit() inline
-                if not limit or limit > hard:
-                    limit = hard
-                channels = conn.channels
-                off = 0
-                while size - off >= HEADER_SIZE and conn.state is _OPEN:
-                    channel_id, type_, flags, reserved, length = _unpack_std(data, off)
-                    if flags or reserved:
-                        break  # a fragment, an extended length or a bad header
-                    entry = fast.get(channel_id)
-                    if entry is None:
-                        break
-                    end = off + HEADER_SIZE + length
-                    if end > size or length > limit or channels.get(channel_id) is not entry[0]:
-                        break
-                    if not entry[1](type_, data[off + HEADER_SIZE : end]):
-                        break
-                    off = end
-                if off:
-                    conn._last_rx = self._loop.time()
-                    if off == size:
-                        return
-                    data = data[off:]
-        self._process(conn.receive_data(data, self._loop.time()))
+        if self._fast:
+            events = conn.receive_fast(data, self._loop.time())
+            if events is None:
+                return  # the fast handlers took it all (a keystroke)
+        else:
+            events = conn.receive_data(data, self._loop.time())
+        self._process(events)
 
     def message_received(self, frame: Buffer) -> None:
         conn = self.connection
-        fast = self._fast
-        if fast and type(frame) is bytes and conn.state is _OPEN and not conn._reassembly:
-            size = len(frame) - HEADER_SIZE
-            if size >= 0 and not frame[2] and not frame[3]:
-                entry = fast.get(frame[0])
-                if (
-                    entry is not None
-                    and size == (frame[4] << 8) | frame[5]
-                    and size <= self._max_frame
-                    and conn.channels.get(frame[0]) is entry[0]
-                    and entry[1](frame[1], frame[HEADER_SIZE:])
-                ):
-                    conn._last_rx = self._loop.time()
+        if self._fast:
+            events = conn.receive_fast(frame, self._loop.time())
+            if events is None:
+                return
+        else:
+            events = conn.receive_message(frame, self._loop.time())
+        self._process(events)
+
+    def messages_received(self, frames: Sequence[Buffer]) -> None:
+        """Several frames of one transport read (message mode), in order:
+        one batch of events for the taps and the asyncio layer, one flush."""
+        conn = self.connection
+        now = self._loop.time()
+        if self._fast:
+            # Fast ones until the first that is not: after that, a handler
+            # would overtake the events of the frames before it.
+            for i, frame in enumerate(frames):
+                events = conn.receive_fast(frame, now)
+                if events is not None:
+                    if i + 1 < len(frames):
+                        events.extend(conn.receive_messages(frames[i + 1 :], now))
+                    self._process(events)
                     return
-        self._process(conn.receive_message(frame, self._loop.time()))
+            return
+        self._process(conn.receive_messages(frames, now))
 
     def connection_lost(self, exc: BaseException | None = None) -> None:
         if exc is not None:
@@ -639,19 +625,20 @@ class Session:
     def set_fast_handler(self, channel_id: int, handler: FastHandler | None) -> None:
         """Hand whole messages of an open channel to `handler(type, payload)`
         straight from the transport (see "Fast paths" in the module
-        docstring); None removes it. The handler must decide before doing
-        anything: True if it took the message, False and untouched for the
-        general path (the tap). It must not raise. The channel's owner still
-        handles every other message of the channel, in order, on its tap."""
+        docstring and `Connection.set_fast_handler`); None removes it. The
+        handler must decide before doing anything: True if it took the
+        message, False and untouched for the general path (the tap). It
+        must not raise. The channel's owner still handles every other
+        message of the channel, in order, on its tap. KeyError if the
+        channel is not open."""
+        try:
+            self.connection.set_fast_handler(channel_id, handler)
+        except LocalProtocolError:
+            raise KeyError(f"channel {channel_id} is not open") from None
         if handler is None:
-            self._fast.pop(channel_id, None)
-            return
-        channel = self.connection.channels.get(channel_id)
-        if channel is None:
-            raise KeyError(f"channel {channel_id} is not open")
-        # Fixed once OPEN (negotiated in the handshake), so taken now.
-        self._max_frame = self.connection._frame_limit()
-        self._fast[channel_id] = (channel, handler)
+            self._fast.discard(channel_id)
+        else:
+            self._fast.add(channel_id)
 
     def send_now(self, channel_id: int, type_: int, data: bytes) -> bool:
         """Write one message straight to the transport if that keeps every
@@ -659,21 +646,13 @@ class Session:
         done, send it the general way (``connection.send_message`` and
         `flush`). Refused while writing is paused, so the general path (and
         its back-pressure handling) takes over at the high-water mark."""
-        conn = self.connection
         write = self._write_frame
-        size = len(data)
-        limit = conn.max_message_size
-        if (
-            write is None
-            or self._write_paused
-            or conn.state is not _OPEN
-            or conn._out
-            or size > MAX_STANDARD_LENGTH
-            or (limit and size > limit)
-            or channel_id not in conn.channels
-        ):
+        if write is None or self._write_paused:
             return False
-        write(_pack_std(channel_id, type_, 0, 0, size) + data)
+        frame = self.connection.encode_direct(channel_id, type_, data)
+        if frame is None:
+            return False
+        write(frame)
         return True
 
     def detach_channel(self, channel_id: int) -> list[Message]:
