@@ -27,7 +27,6 @@ them) or `OSError`.
 
 from __future__ import annotations
 
-import os
 import select
 import socket
 import time
@@ -42,6 +41,7 @@ from .connect_errors import HandshakeError, HandshakeTimeoutError, TransportErro
 from .connection import Connection, State
 from .events import ConnectionTerminated, Event, HandshakeCompleted
 from .frame import _pack_std, _unpack_std
+from .websocket import mask_key
 
 FastHandler = Callable[[int, bytes], bool]
 """`handler(type, payload)`: True if it took the message, False: the general path."""
@@ -104,6 +104,10 @@ class PolledClient:
         self.handshake: HandshakeCompleted | None = None
         self.lost = False
         """The socket is gone (EOF, error, or closed by us)."""
+        # Read into one buffer: `recv(256 KiB)` would have the allocator map
+        # and unmap 256 KiB around every keystroke's echo (3 syscalls).
+        self._read_buffer = bytearray(READ_SIZE)
+        self._read_view = memoryview(self._read_buffer)
         self._early: list[Event] = []
         self._fast: dict[int, tuple[CoreChannel, FastHandler]] = {}
         self._max_frame = 0
@@ -232,7 +236,7 @@ class PolledClient:
         if self.ws:
             size += HEADER_SIZE
             if size < 126:  # a keystroke
-                key = os.urandom(4)
+                key = mask_key()
                 frame = bytes((0x82, 0x80 | size)) + key + ws.mask(frame, key)
             else:
                 frame = ws.encode_frame(ws.BINARY, frame)
@@ -245,7 +249,7 @@ class PolledClient:
         """What the socket has; b"" at its end, None if nothing now."""
         assert self.sock is not None
         try:
-            return self.sock.recv(READ_SIZE)
+            return self.sock.recv(ws.MAX_HEAD)
         except (BlockingIOError, InterruptedError):
             return None
         except OSError:
@@ -257,14 +261,15 @@ class PolledClient:
         if sock is None or self.lost:
             return
         try:
-            data = sock.recv(READ_SIZE)
+            size = sock.recv_into(self._read_buffer)
         except (BlockingIOError, InterruptedError):
             return
         except OSError:
-            data = b""
-        if not data:
+            size = 0
+        if not size:
             self._lost()
             return
+        data = self._read_view[:size].tobytes()
         if self.ws:
             self._ws_data(data)
         else:
@@ -405,9 +410,8 @@ class PolledClient:
             frames = conn.messages_to_send()
             if self._ws_close_sent:
                 return
-            urandom = os.urandom
             encode = ws.encode_frame
-            self.write(b"".join([encode(ws.BINARY, f, urandom(4)) for f in frames]))
+            self.write(b"".join([encode(ws.BINARY, f, mask_key()) for f in frames]))
         else:
             self.write(conn.data_to_send())
 

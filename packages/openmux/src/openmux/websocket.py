@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import os
 import struct
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 
 GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 MAX_HEAD = 64 * 1024
@@ -57,6 +57,20 @@ def proxy_configured(env: Mapping[str, str] | None = None) -> bool:
     )
 
 
+def _key_stream() -> Iterator[bytes]:
+    while True:
+        block = os.urandom(4096)
+        for start in range(0, 4096, 4):
+            yield block[start : start + 4]
+
+
+mask_key: Callable[[], bytes] = _key_stream().__next__
+"""Four bytes from the OS's CSPRNG for a frame's mask (RFC 6455 §5.3),
+drawn 4 KiB at a time: `os.urandom(4)` per frame was a `getrandom` system
+call on every keystroke. (A forked child would repeat its parent's next
+keys; no OpenMux client forks.)"""
+
+
 def mask(data: bytes, key: bytes) -> bytes:
     """RFC 6455 §5.3 masking, four bytes at a time as one big integer XOR."""
     size = len(data)
@@ -70,7 +84,7 @@ def mask(data: bytes, key: bytes) -> bytes:
 
 def encode_frame(opcode: int, payload: bytes, key: bytes | None = None) -> bytes:
     """One final, masked client frame."""
-    key = os.urandom(4) if key is None else key
+    key = mask_key() if key is None else key
     size = len(payload)
     if size < 126:
         head = bytes((0x80 | opcode, 0x80 | size))
@@ -274,6 +288,7 @@ __all__ = [
     "close_payload",
     "encode_frame",
     "mask",
+    "mask_key",
     "parse_response",
     "proxy_configured",
 ]

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import socket
 from typing import Any, cast
 
@@ -31,7 +30,7 @@ from .. import websocket as _ws
 from ..codes import HEADER_SIZE, CloseCode
 from ..websocket import GUID as GUID
 from ..websocket import MAX_HEAD as MAX_HEAD
-from ..websocket import FrameDecoder, UpgradeRefused, WebSocketError, mask
+from ..websocket import FrameDecoder, UpgradeRefused, WebSocketError, mask, mask_key
 from ..websocket import encode_frame as encode_frame
 from ..websocket import proxy_configured as proxy_configured
 from .errors import HandshakeError, TransportError
@@ -219,11 +218,10 @@ class WSClientProtocol(asyncio.Protocol):
         transport = self.transport
         if transport is None or transport.is_closing():
             return
-        urandom = os.urandom
         if len(frames) == 1:
-            transport.write(encode_frame(_BINARY, frames[0], urandom(4)))
+            transport.write(encode_frame(_BINARY, frames[0], mask_key()))
         else:
-            transport.write(b"".join([encode_frame(_BINARY, f, urandom(4)) for f in frames]))
+            transport.write(b"".join([encode_frame(_BINARY, f, mask_key()) for f in frames]))
 
     def write_frame(self, frame: bytes) -> None:
         """One whole OpenMux frame as one message, now (`Session.send_now`)."""
@@ -231,7 +229,7 @@ class WSClientProtocol(asyncio.Protocol):
         if self.open and not self.close_sent and transport and not transport.is_closing():
             size = len(frame)
             if size < 126:  # a keystroke
-                key = os.urandom(4)
+                key = mask_key()
                 transport.write(bytes((0x82, 0x80 | size)) + key + mask(frame, key))
             else:
                 transport.write(encode_frame(_BINARY, frame))

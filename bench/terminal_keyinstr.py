@@ -1,0 +1,66 @@
+"""User-space instructions per keystroke echo in the `vroom term` client,
+counted by valgrind (callgrind): repeatable under any load, unlike time.
+
+The client runs under `valgrind --tool=callgrind --collect-atstart=no` on a
+PTY (as bench/terminal_keycpu.py: one byte into `stty raw -echo; cat`, wait
+for its echo); collection is switched on (`callgrind_control -i on`) after
+50 keys of warm-up, around KEYS keys, and the total is divided by KEYS.
+The kernel's share (syscalls) is not in these figures. Both drivers in one
+run: the default (asyncio-free, `vroom_terminal.termloop`) and the asyncio
+one (`VROOM_ASYNCIO=1`), over TCP and WebSocket.
+
+Run: .venv/bin/python bench/terminal_keyinstr.py [keys]    (needs valgrind)
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from _terminal import ECHO_REMOTE, OnPty, emit, one_key, ready, servers
+
+KEYS = int(sys.argv[1]) if len(sys.argv) > 1 else 300
+
+
+def instructions(url: str, env: dict[str, str], out: Path) -> float:
+    argv = [
+        "valgrind", "-q", "--tool=callgrind", "--collect-atstart=no", "--instr-atstart=no",
+        f"--callgrind-out-file={out}", sys.executable, "-m", "vroom_terminal.cli",
+        "term", "-t", url, "--", ECHO_REMOTE,
+    ]  # fmt: skip
+    child = OnPty(argv, env)
+    ready(child)
+    pid = str(child.proc.pid)
+    for i in range(50):
+        one_key(child.master, bytes([97 + i % 26]))
+    subprocess.run(["callgrind_control", "-i", "on", pid], check=True, capture_output=True)
+    time.sleep(0.5)
+    for i in range(KEYS):
+        one_key(child.master, bytes([97 + i % 26]))
+    subprocess.run(["callgrind_control", "-i", "off", pid], check=True, capture_output=True)
+    child.close()
+    text = out.read_text(errors="replace")
+    match = re.search(r"^(?:summary|totals): (\d+)", text, re.M)
+    if match is None:
+        raise RuntimeError(f"no totals in {out}")
+    return int(match.group(1)) / KEYS
+
+
+def main() -> None:
+    with servers() as (vroomd, _sshd), tempfile.TemporaryDirectory() as tmp:
+        for driver, extra in (("polled", {}), ("asyncio", {"VROOM_ASYNCIO": "1"})):
+            for scheme in ("tcp", "ws"):
+                env = {**vroomd.env(), **extra}
+                out = Path(tmp) / f"{driver}-{scheme}.out"
+                count = instructions(vroomd.url(scheme), env, out)
+                emit(f"terminal_key_instr_client_{scheme}_{driver}", count, "instructions")
+
+
+if __name__ == "__main__":
+    os.environ.pop("VROOM_ASYNCIO", None)
+    main()
