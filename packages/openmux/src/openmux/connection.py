@@ -388,7 +388,7 @@ class Connection:
         per message, and gives the caller one batch to handle instead of
         one per message.
         """
-        if self.state is State.CLOSED:
+        if self.state is State.CLOSED or not messages:
             return []
         self._check_initiated()
         self._last_rx = now

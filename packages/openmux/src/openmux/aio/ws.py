@@ -257,9 +257,24 @@ class WebSocketSink:
                 limit = min(limit, bound)
         queue = ws.recv_messages.frames.queue
         deliver = self.session.message_received
+        deliver_all = self.session.messages_received
         sink = self
+        # A fast frame cut by the end of a read, kept here (websockets has not
+        # seen it, so its parser still waits between frames): its pieces, their
+        # size, and the frame's whole size once its header is complete.
+        held: list[bytes] = []
+        held_size = 0
+        need = 0
 
         def data_received(data: bytes) -> None:
+            nonlocal held, held_size, need
+            if held:
+                held.append(data)
+                held_size += len(data)
+                if held_size < need:
+                    return  # one join when the frame is complete, not one per read
+                data = b"".join(held)
+                held, held_size, need = [], 0, 0
             if (
                 protocol.state is open_
                 and protocol.current_size is None
@@ -272,41 +287,73 @@ class WebSocketSink:
             ):
                 size = len(data)
                 off = 0
-                while size - off >= head_size and sink._reading_on:
+                payloads: list[bytes] = []
+                while size - off >= 2 and sink._reading_on:
                     second = data[off + 1]
                     if data[off] != 0x82 or second & 0x80 != mask_bit:
                         break  # not a final binary frame, or masked wrongly
                     length = second & 0x7F
                     start = off + head_size
                     if length >= 126:
-                        if length == 127 or size - off < head_size + 2:
+                        if length == 127:
+                            break
+                        if size - off < head_size + 2:
+                            held, held_size = [data[off:]], size - off  # header cut
                             break
                         length = (data[off + 2] << 8) | data[off + 3]
                         start += 2
+                    elif size - off < head_size:
+                        held, held_size = [data[off:]], size - off  # mask key cut
+                        break
                     end = start + length
-                    if end > size or length > limit:
+                    if length > limit:
+                        break
+                    if end > size:
+                        held, held_size, need = [data[off:]], size - off, end - off
                         break
                     if masked:
-                        payload = apply_mask(data[start:end], data[start - 4 : start])
+                        payloads.append(apply_mask(data[start:end], data[start - 4 : start]))
                     else:
-                        payload = data[start:end]
+                        payloads.append(data[start:end])
                     off = end
+                if payloads:
+                    # One batch for the whole read (bulk output: one event
+                    # batch, one flush, not one per message).
                     try:
-                        deliver(payload)
+                        if len(payloads) == 1:
+                            deliver(payloads[0])
+                        else:
+                            deliver_all(payloads)
                     except Exception:  # pragma: no cover - defensive, as run() is
                         logger.exception("openmux session failed on a message")
                         ws.transport.abort()
                         return
-                    if protocol.state is not open_:
-                        break
+                    if held and (protocol.state is not open_ or not sink._reading_on):
+                        # The session closed or paused on this batch: the cut
+                        # frame goes to websockets, as it would have.
+                        off = size - held_size
+                        held, held_size, need = [], 0, 0
+                if held:
+                    return
                 if off == size:
                     return
                 if off:
                     data = data[off:]
             base(data)
 
+        base_eof = ws.eof_received
+
+        def eof_received() -> None:
+            nonlocal held, held_size, need
+            if held:  # websockets sees the cut frame, as without this path
+                data = b"".join(held)
+                held, held_size, need = [], 0, 0
+                base(data)
+            base_eof()
+
         ws.data_received = data_received  # type: ignore[method-assign]
-        # uvloop keeps the bound method it was given: give it this one
+        ws.eof_received = eof_received  # type: ignore[method-assign]
+        # uvloop keeps the bound methods it was given: give it these
         ws.transport.set_protocol(ws)
 
     def close(self) -> None:
