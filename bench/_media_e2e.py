@@ -53,7 +53,7 @@ VROOMD_ARGS = os.environ.get("BENCH_E2E_VROOMD_ARGS", "").split()
 WEBRTC_PROBE = (
     DECODE_JS
     + f"""
-window.bench = {{ lat: [], frames: 0, held: [], callbacks: 0 }};
+window.bench = {{ lat: [], frames: 0, held: [], callbacks: 0, recv: [] }};
 (() => {{
   const v = document.getElementById("rtcvideo");
   const c = document.createElement("canvas");
@@ -73,8 +73,14 @@ window.bench = {{ lat: [], frames: 0, held: [], callbacks: 0 }};
       const w = Math.round(24 * 32 * scale), h = Math.round(32 * scale);
       c.width = w; c.height = h;
       x.drawImage(v, 0, top, w, h, 0, 0, w, h);
-      const l = ((t & 0xffffff) - readClock(x, scale, 0, top) + 0x1000000) % 0x1000000;
+      const code = readClock(x, scale, 0, top);
+      const l = ((t & 0xffffff) - code + 0x1000000) % 0x1000000;
       if (l < 5000) bench.lat.push(l);
+      if (meta.receiveTime) {{
+        const at = Math.round(performance.timeOrigin + meta.receiveTime) & 0xffffff;
+        const r = (at - code + 0x1000000) % 0x1000000;
+        if (r < 5000) bench.recv.push(r);
+      }}
       bench.callbacks++;
     }}
     v.requestVideoFrameCallback(onFrame);
@@ -112,11 +118,16 @@ decode itself, and the time frames waited in the jitter buffer."""
 WS_PROBE = (
     DECODE_JS
     + """
-window.bench = { lat: [], frames: 0, shown: [] };
-window.vroom.onframe = (ctx) => {
+window.bench = { lat: [], frames: 0, shown: [], recv: [] };
+window.vroom.onframe = (ctx, arrival) => {
   const code = readClock(ctx, ctx.canvas.width / vroom.client.agent.width);
   const l = latencyOf(code);
   if (l < 5000) bench.lat.push(l);
+  if (arrival) {
+    const at = Math.round(performance.timeOrigin + arrival) & 0xffffff;
+    const r = (at - code + 0x1000000) % 0x1000000;
+    if (r < 5000) bench.recv.push(r);
+  }
   bench.frames++;
   // The canvas is composited at the next rendering step, where WebRTC's
   // requestVideoFrameCallback runs too: the comparable figure.
@@ -211,7 +222,7 @@ async def measure(browser: Any, base: str, clock_url: str, path: str, pid: int) 
             raise RuntimeError(f"{path}: no clock read from the frames: {info}") from None
         await asyncio.sleep(1)
         await page.evaluate(
-            "bench.lat = []; bench.frames = 0; bench.held = []; bench.shown = [];"
+            "bench.lat = []; bench.frames = 0; bench.held = []; bench.shown = []; bench.recv = [];"
             " bench.base = undefined; bench.callbacks = 0"
         )
         rtc0 = await page.evaluate("benchStats()") if path == "webrtc" else {}
@@ -222,7 +233,7 @@ async def measure(browser: Any, base: str, clock_url: str, path: str, pid: int) 
         await asyncio.sleep(SECONDS)
         result = await page.evaluate(
             "({ lat: bench.lat, frames: bench.frames, agent: vroom.client.agent,"
-            " shown: bench.shown || [] })"
+            " shown: bench.shown || [], recv: bench.recv || [] })"
         )
         wall = time.monotonic() - t0
         rtc1 = await page.evaluate("benchStats()") if path == "webrtc" else {}
@@ -238,6 +249,8 @@ async def measure(browser: Any, base: str, clock_url: str, path: str, pid: int) 
                 receive[name] = 1000 * spent / frames if frames else float("nan")
         if held:
             receive["received_to_shown_ms_p50"] = statistics.median(held)
+        if result["recv"]:
+            receive["received_p50"] = statistics.median(result["recv"])
         if result["shown"]:
             receive["shown_p50"] = statistics.median(result["shown"])
         if rtc1:
@@ -311,7 +324,9 @@ async def e2e(line: Callable[[str, float, str], None]) -> None:
             print(f"# {path}: agent viewport {r['size']}", file=sys.stderr)
             breakdown = [f"{k} {r[k]:.1f}" for k, *_ in RECEIVE_FIGURES if k in r]
             breakdown += [
-                f"{k} {r[k]:.1f}" for k in ("received_to_shown_ms_p50", "dropped") if k in r
+                f"{k} {r[k]:.1f}"
+                for k in ("received_p50", "received_to_shown_ms_p50", "dropped")
+                if k in r
             ]
             if breakdown:
                 print(f"# {path} receiver, per frame: {', '.join(breakdown)}", file=sys.stderr)

@@ -17,7 +17,7 @@ from vroomd.media import LatestFrame, LevelMeter, MediaConfig, ScreenTrack, Spea
 from vroomd.media.audio import FRAME_SAMPLES, OPUS_SILENCE, SAMPLE_RATE, OpusSpeaker, dbfs
 from vroomd.media.encoders import BitrateGovernor, EncoderStats, H264Encoder, h264_level
 from vroomd.media.playout import PlayoutDelayMap, offered_id
-from vroomd.media.video import FrameConverter, fit, jpeg_size
+from vroomd.media.video import Encoded, FrameConverter, fit, jpeg_size
 from vroomd.media.voice import AudioChunk
 
 from .webrtc_harness import rtp_extensions
@@ -97,6 +97,30 @@ async def test_undecodable_frames_are_skipped() -> None:
     frame = await asyncio.wait_for(waiting, 10)
     assert frame.width == 32 and track.stats.bad == 1
     track.stop()
+
+
+async def test_a_bound_encoder_gets_decode_and_encode_in_one_job() -> None:
+    """With the sender's encoder bound, recv() returns packets ready to send,
+    a keyframe request reaches the next frame, and pack() passes them on."""
+    source = LatestFrame()
+    track = ScreenTrack(source, MediaConfig(fps=60, idle_fps=20))
+    encoder = H264Encoder(MediaConfig())
+    requests = [False, True, False]
+    track.bind_encoder(encoder, lambda: requests.pop(0))
+    source.put(jpeg(64, 48))
+    first = await track.recv()
+    assert isinstance(first, Encoded) and first.payloads
+    assert encoder.pack(first) == (first.payloads, first.timestamp)
+    source.put(jpeg(64, 48, (0, 255, 0)))
+    forced = await track.recv()  # the receiver asked for a keyframe meanwhile
+    repeat = await track.recv()  # nothing new: the idle repeat, encoded too
+    assert isinstance(repeat, Encoded) and repeat.timestamp > forced.timestamp > first.timestamp
+    assert encoder.stats.frames == 3 and encoder.stats.keyframes == 1
+    assert (track.stats.taken, track.stats.repeats, track.stats.sent) == (2, 1, 3)
+    assert track.stats.encode_seconds > 0
+    track.stop()
+    with pytest.raises(MediaStreamError):
+        await track.recv()
 
 
 def test_conversion_is_limited_range_yuv420p_within_the_limit() -> None:

@@ -28,27 +28,31 @@ viewers without a single frame: it is retried every 0.1 s, up to 5 s."""
 
 
 class FrameSlot:
-    """One viewer's newest-frame-wins mailbox."""
+    """One viewer's newest-frame-wins mailbox.
 
-    __slots__ = ("_frame", "_waiter", "closed", "delivered", "dropped")
+    A viewer either awaits `wait()` or sets `listener`, a plain callback run
+    on every `put()` and on `close()`: the video track uses the latter, so
+    that a frame reaches its encoder without a task of its own in between.
+    """
+
+    __slots__ = ("_frame", "_waiter", "closed", "delivered", "dropped", "listener")
 
     def __init__(self) -> None:
-        self._frame: bytes | None = None
+        self._frame: Any = None
         self._waiter: asyncio.Future[None] | None = None
         self.delivered = 0
         self.dropped = 0
         """Frames replaced by a newer one before the viewer took them."""
         self.closed = False
+        self.listener: Callable[[], None] | None = None
 
-    def put(self, frame: bytes) -> None:
+    def put(self, frame: Any) -> None:
         if self.closed:
             return
         if self._frame is not None:
             self.dropped += 1
         self._frame = frame
-        waiter = self._waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
+        self._wake()
 
     @property
     def pending(self) -> bool:
@@ -66,7 +70,7 @@ class FrameSlot:
                 self._waiter = None
         return True
 
-    def take(self) -> bytes | None:
+    def take(self) -> Any:
         """The newest frame, if any (taking it empties the slot)."""
         frame, self._frame = self._frame, None
         if frame is not None:
@@ -76,9 +80,14 @@ class FrameSlot:
     def close(self) -> None:
         self.closed = True
         self._frame = None
+        self._wake()
+
+    def _wake(self) -> None:
         waiter = self._waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
+        if self.listener is not None:
+            self.listener()
 
 
 class Screencast:

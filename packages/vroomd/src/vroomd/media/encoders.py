@@ -8,6 +8,14 @@ API to choose the encoder, so `install()` wraps one sender's `send()` (which
 receives the negotiated codec) and hands the sender ours before its first
 frame; aiortc only builds its own when none is set.
 
+`install()` also binds the encoder to the sender's `ScreenTrack`, which
+then encodes each frame in the same executor job that decodes it and hands
+the sender `Encoded` packets; the encoders' `pack()` passes them through.
+aiortc tracks a receiver's keyframe request (PLI/FIR) in the sender's
+private `__force_keyframe` flag and only gives it to `encode()` calls it
+makes itself, so `keyframe_requested()` reads and clears that flag
+(aiortc is pinned below 1.17 for this and for `__encoder`).
+
 Both encoders restart the codec (a keyframe) whenever the target moves by
 more than 10 %, and Chromium's REMB moves all the time while it ramps up:
 `BitrateGovernor` only passes a change that is large enough and not too
@@ -29,6 +37,7 @@ from aiortc import RTCRtpCodecParameters, RTCRtpSender
 from aiortc.codecs import h264, vpx
 
 from .config import MediaConfig
+from .video import Encoded
 
 log = logging.getLogger("vroomd.media")
 
@@ -103,7 +112,16 @@ def h264_level(width: int, height: int) -> str:
     return "51"
 
 
-class H264Encoder(h264.H264Encoder):
+class _PassEncoded:
+    """`pack()` of frames the track has already encoded with this encoder."""
+
+    def pack(self, packet: Any) -> tuple[list[bytes], int]:
+        if isinstance(packet, Encoded):
+            return packet.payloads, packet.timestamp
+        return super().pack(packet)  # type: ignore[misc, no-any-return]
+
+
+class H264Encoder(_PassEncoded, h264.H264Encoder):
     """aiortc's packetizer, our x264 configuration and bounds."""
 
     def __init__(self, config: MediaConfig, stats: EncoderStats | None = None) -> None:
@@ -183,7 +201,7 @@ class H264Encoder(h264.H264Encoder):
         return codec
 
 
-class Vp8Encoder(vpx.Vp8Encoder):
+class Vp8Encoder(_PassEncoded, vpx.Vp8Encoder):
     """aiortc's VP8 encoder with our bounds (for clients without H264)."""
 
     def __init__(self, config: MediaConfig, stats: EncoderStats | None = None) -> None:
@@ -245,9 +263,20 @@ def install(sender: RTCRtpSender, config: MediaConfig, stats: EncoderStats) -> N
             encoder = encoder_for(parameters.codecs[0], config, stats)
             if encoder is not None:
                 sender._RTCRtpSender__encoder = encoder  # type: ignore[attr-defined]
+                bind = getattr(sender.track, "bind_encoder", None)
+                if bind is not None:
+                    bind(encoder, lambda: keyframe_requested(sender))
         await original(parameters)
 
     sender.send = send  # type: ignore[method-assign]
+
+
+def keyframe_requested(sender: RTCRtpSender) -> bool:
+    """Whether the receiver asked for a keyframe since the last call (and forget it)."""
+    requested = bool(getattr(sender, "_RTCRtpSender__force_keyframe", False))
+    if requested:
+        sender._RTCRtpSender__force_keyframe = False  # type: ignore[attr-defined]
+    return requested
 
 
 def live_encoders() -> int:

@@ -4,9 +4,15 @@ aiortc's sender loop is `frame = await track.recv()`, encode it (in a
 thread), send its packets, repeat. `ScreenTrack.recv()` returns at most
 `fps` frames a second and always the newest picture: the source holds one
 frame, so while the encoder is busy every frame but the last is dropped and
-a slow encoder lowers the frame rate instead of adding delay. JPEG frames
-(Chromium's screencast) are decoded in the executor as they arrive, one at
-a time and always the newest, beside the encoder of the previous frame.
+a slow encoder lowers the frame rate instead of adding delay.
+
+With an encoder bound (`bind_encoder`, which `encoders.install` does for a
+peer's sender), `recv()` decodes the JPEG and encodes it in ONE executor
+job and hands the sender the finished packets (`Encoded`), which aiortc
+sends without a thread hop of its own: one hand-off between threads per
+frame instead of two, and the frame taken is the newest at that moment. On
+a loaded machine each hand-off costs a scheduling delay; this is the part
+of the WebRTC path's latency that the WebSocket JPEG path does not have.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ import fractions
 import logging
 import time
 import weakref
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -23,6 +30,7 @@ import av
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from av.video.reformatter import ColorRange, VideoReformatter
 
+from ..graphical.screencast import FrameSlot
 from .config import MediaConfig
 
 log = logging.getLogger("vroomd.media")
@@ -42,75 +50,43 @@ _FULL_RANGE_FORMATS = {"yuvj420p", "yuvj422p", "yuvj444p", "rgb24", "bgr24", "rg
 class FrameSource(Protocol):
     """A newest-frame-wins mailbox; the screencast's `FrameSlot` is one."""
 
-    async def wait(self) -> bool:
-        """Until a frame is waiting; False once the source is closed."""
+    closed: bool
+    listener: Callable[[], None] | None
+    """Called on every put and on close (the track waits with it)."""
 
     def take(self) -> bytes | av.VideoFrame | None:
         """The newest frame (JPEG bytes or a decoded frame), emptying the mailbox."""
 
 
-class LatestFrame:
+class LatestFrame(FrameSlot):
     """A `FrameSource` fed by `put()`: JPEG bytes or `av.VideoFrame`s."""
 
-    __slots__ = ("_frame", "_waiter", "closed", "dropped", "put_count")
+    __slots__ = ()
 
-    def __init__(self) -> None:
-        self._frame: bytes | av.VideoFrame | None = None
-        self._waiter: asyncio.Future[None] | None = None
-        self.closed = False
-        self.dropped = 0
-        self.put_count = 0
 
-    def put(self, frame: bytes | av.VideoFrame) -> None:
-        if self.closed:
-            return
-        if self._frame is not None:
-            self.dropped += 1
-        self._frame = frame
-        self.put_count += 1
-        self._wake()
+@dataclass(slots=True)
+class Encoded:
+    """A frame already encoded by the track: what the sender's encoder `pack()`s."""
 
-    async def wait(self) -> bool:
-        while self._frame is None:
-            if self.closed:
-                return False
-            self._waiter = asyncio.get_running_loop().create_future()
-            try:
-                await self._waiter
-            finally:
-                self._waiter = None
-        return True
-
-    def take(self) -> bytes | av.VideoFrame | None:
-        frame, self._frame = self._frame, None
-        return frame
-
-    def close(self) -> None:
-        self.closed = True
-        self._frame = None
-        self._wake()
-
-    def _wake(self) -> None:
-        waiter = self._waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
+    payloads: list[bytes]
+    timestamp: int
 
 
 @dataclass(slots=True)
 class TrackStats:
     taken: int = 0
-    """Frames taken from the source (each one decoded and sent)."""
+    """Frames taken from the source and decoded."""
     sent: int = 0
     """Frames handed to the encoder, repeats included."""
     repeats: int = 0
     """Still-screen repeats of the last frame."""
     bad: int = 0
     """Source frames that did not decode (skipped)."""
-    superseded: int = 0
-    """Decoded frames replaced by a newer one before the encoder took them."""
     decode_seconds: float = 0.0
+    encode_seconds: float = 0.0
+    """Time spent encoding in `recv()` (with a bound encoder)."""
     paced_seconds: float = 0.0
-    """Time `recv()` held a frame back to keep within `fps`."""
+    """Time `recv()` waited to keep within `fps`."""
     width: int = 0
     height: int = 0
 
@@ -216,7 +192,6 @@ class ScreenTrack(MediaStreamTrack):
     ) -> None:
         super().__init__()
         self.config = config or MediaConfig()
-        self.source: FrameSource = source if source is not None else LatestFrame()
         self.stats = TrackStats()
         self._convert = FrameConverter(self.config.max_size)
         self._period = 1.0 / self.config.fps
@@ -225,106 +200,103 @@ class ScreenTrack(MediaStreamTrack):
         self._start: float | None = None
         self._last: av.VideoFrame | None = None
         self._last_pts = -1
-        self._ready: av.VideoFrame | None = None
-        """Decoded, not sent yet (a newer one replaces it)."""
         self._wake: asyncio.Future[None] | None = None
-        """`recv()` waiting for a decoded frame."""
-        self._ended = False
-        self._decoder: asyncio.Task[None] | None = None
-        self._idle_source: FrameSource | None = None
-        """The source the decoder waits on, while it has nothing to decode."""
+        """`recv()` waiting for the source (woken by its listener or `stop()`)."""
+        self._encoder: Any = None
+        self._keyframe: Callable[[], bool] | None = None
+        self.source: FrameSource = LatestFrame()
+        self.set_source(source if source is not None else self.source)
         LIVE.add(self)
 
     def set_source(self, source: FrameSource) -> None:
         """Switch to another source (another page, a new screencast); the
         next frame comes from it at once."""
+        if self.source.listener == self._wakeup:
+            self.source.listener = None
         self.source = source
-        decoder = self._decoder
-        if self._idle_source is not None and decoder is not None and not decoder.done():
-            # Waiting on the old source: wait on the new one instead. (Never
-            # while decoding: the converter is not to be used by two threads.)
-            decoder.cancel()
-            self._idle_source = None
-            self._decoder = asyncio.get_running_loop().create_task(
-                self._decode(), name="vroomd-video-decode"
-            )
+        source.listener = self._wakeup
+        self._wakeup()
 
-    async def recv(self) -> av.VideoFrame:
+    def bind_encoder(self, encoder: Any, keyframe_requested: Callable[[], bool]) -> None:
+        """Encode in `recv()` with `encoder` (its `encode(frame, force_keyframe)`
+        returns `(payloads, timestamp)`) and return `Encoded` frames;
+        `keyframe_requested()` says (and forgets) whether the receiver asked
+        for a keyframe since the last call."""
+        self._encoder = encoder
+        self._keyframe = keyframe_requested
+
+    async def recv(self) -> Any:
+        """The next frame: an `av.VideoFrame`, or `Encoded` once an encoder is bound."""
         loop = asyncio.get_running_loop()
-        if self._decoder is None and self.readyState == "live":
-            self._decoder = loop.create_task(self._decode(), name="vroomd-video-decode")
+        stats = self.stats
+        waited_since: float | None = None
         while True:
             if self.readyState != "live":
                 raise MediaStreamError
-            if self._ready is None and not self._ended:
-                # A bare future, woken by the decoder or the idle timer: one
-                # event-loop turn from a decoded frame to its encoding.
-                wake = self._wake = loop.create_future()
-                timer = (
-                    loop.call_later(self._idle, _resolve, wake) if self._last is not None else None
-                )
-                try:
-                    await wake
-                finally:
-                    self._wake = None
-                    if timer is not None:
-                        timer.cancel()
             delay = self._due - loop.time()
             if delay > 0:
-                # Over the cap: hold the frame (a newer one replaces it meanwhile).
-                self.stats.paced_seconds += delay
+                # Over the cap: nothing is taken before it may go out, so the
+                # frame taken after the pause is the newest one.
+                stats.paced_seconds += delay
                 await asyncio.sleep(delay)
-            if self.readyState != "live":
-                raise MediaStreamError
-            if self._ready is not None:
-                frame, self._ready = self._ready, None
-                self._last = frame
-            elif self._ended:
-                self.stop()
-                raise MediaStreamError
-            elif self._last is not None:
-                frame = self._last
-                self.stats.repeats += 1
-            else:
                 continue
-            now = loop.time()
-            self._due = max(self._due, now - self._period) + self._period
-            return self._stamp(frame, now)
-
-    async def _decode(self) -> None:
-        """Decode the newest source frame whenever one arrives, one at a time.
-
-        Runs beside the encoder (both in aiortc's executor), so that a frame
-        is decoded while the previous one is being encoded: two cores give
-        twice the frame rate and half the delay of doing both in turn.
-        """
-        loop = asyncio.get_running_loop()
-        stats = self.stats
-        while self.readyState == "live":
             source = self.source
             data = source.take()
             if data is None:
-                self._idle_source = source  # set_source() may cancel this wait
-                try:
-                    alive = await source.wait()
-                finally:
-                    self._idle_source = None
-                if not alive and source is self.source:
-                    self._ended = True  # closed and not replaced: the screen is gone
-                    self._wakeup()
-                    return
-                continue
-            started = time.perf_counter()
-            frame = await loop.run_in_executor(None, self._convert, data)
-            stats.decode_seconds += time.perf_counter() - started
-            if frame is None:
+                if source.closed:
+                    self.stop()
+                    raise MediaStreamError  # closed and not replaced: the screen is gone
+                now = loop.time()
+                if waited_since is None:
+                    waited_since = now
+                if self._last is None or now - waited_since < self._idle:
+                    await self._sleep(None if self._last is None else waited_since + self._idle)
+                    continue
+                stats.repeats += 1  # a still screen: the last frame again
+            else:
+                stats.taken += 1
+            now = loop.time()
+            force = self._keyframe() if self._keyframe is not None else False
+            out = await loop.run_in_executor(None, self._produce, data, now, self._encoder, force)
+            if out is None:
                 stats.bad += 1
                 continue
-            stats.taken += 1
-            if self._ready is not None:
-                stats.superseded += 1
-            self._ready = frame
-            self._wakeup()
+            self._due = max(self._due, now - self._period) + self._period
+            return out
+
+    async def _sleep(self, until: float | None) -> None:
+        """Until the source has news, `stop()`, or the loop time `until`."""
+        loop = asyncio.get_running_loop()
+        wake = self._wake = loop.create_future()
+        timer = loop.call_at(until, _resolve, wake) if until is not None else None
+        try:
+            await wake
+        finally:
+            self._wake = None
+            if timer is not None:
+                timer.cancel()
+
+    def _produce(
+        self, data: bytes | av.VideoFrame | None, now: float, encoder: Any, force: bool
+    ) -> Any:
+        """Executor job: decode (unless repeating), stamp, and encode if bound."""
+        started = time.perf_counter()
+        if data is None:
+            frame = self._last
+        else:
+            frame = self._convert(data)
+            self.stats.decode_seconds += time.perf_counter() - started
+            if frame is None:
+                return None
+            self._last = frame
+        assert frame is not None
+        self._stamp(frame, now)
+        if encoder is None:
+            return frame
+        started = time.perf_counter()
+        payloads, timestamp = encoder.encode(frame, force)
+        self.stats.encode_seconds += time.perf_counter() - started
+        return Encoded(payloads, timestamp)
 
     def _wakeup(self) -> None:
         wake = self._wake
@@ -345,9 +317,10 @@ class ScreenTrack(MediaStreamTrack):
 
     def stop(self) -> None:
         super().stop()
+        if self.source.listener == self._wakeup:
+            self.source.listener = None
+        self._encoder = self._keyframe = None  # the sender's, not ours to keep alive
         self._wakeup()
-        if self._decoder is not None and not self._decoder.done():
-            self._decoder.cancel()
 
 
 def _resolve(future: asyncio.Future[None]) -> None:

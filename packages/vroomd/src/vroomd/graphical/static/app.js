@@ -97,6 +97,7 @@ function layout(client) {
 }
 
 let pendingFrame = null;
+let pendingArrival = 0;
 let decoding = false;
 
 function onFrame(bytes) {
@@ -104,6 +105,7 @@ function onFrame(bytes) {
   stats.bytes += bytes.length;
   if (pendingFrame) stats.dropped++; // newest frame wins here too
   pendingFrame = bytes;
+  pendingArrival = performance.now();
   if (!decoding) decodeLoop();
 }
 
@@ -111,6 +113,7 @@ async function decodeLoop() {
   decoding = true;
   while (pendingFrame) {
     const bytes = pendingFrame;
+    const arrival = pendingArrival;
     pendingFrame = null;
     try {
       const bitmap = await createImageBitmap(new Blob([bytes], { type: "image/jpeg" }));
@@ -119,7 +122,8 @@ async function decodeLoop() {
       stats.decoded++;
       stats.lastFrameAt = performance.now();
       $("overlay").hidden = true;
-      if (window.vroom.onframe) window.vroom.onframe(ctx);
+      // (arrival: when the frame's bytes reached this page, for latency probes)
+      if (window.vroom.onframe) window.vroom.onframe(ctx, arrival);
     } catch {
       // a damaged frame: the next one replaces it
     }
