@@ -1,7 +1,7 @@
 """User-space instructions per keystroke echo in the `vroom term` client,
 counted by valgrind (callgrind): repeatable under any load, unlike time.
 
-The client runs under `valgrind --tool=callgrind --collect-atstart=no` on a
+The client runs under `valgrind --tool=callgrind --instr-atstart=no` on a
 PTY (as bench/terminal_keycpu.py: one byte into `stty raw -echo; cat`, wait
 for its echo); collection is switched on (`callgrind_control -i on`) after
 50 keys of warm-up, around KEYS keys, and the total is divided by KEYS.
@@ -29,7 +29,7 @@ KEYS = int(sys.argv[1]) if len(sys.argv) > 1 else 300
 
 def instructions(url: str, env: dict[str, str], out: Path) -> float:
     argv = [
-        "valgrind", "-q", "--tool=callgrind", "--collect-atstart=no", "--instr-atstart=no",
+        "valgrind", "-q", "--tool=callgrind", "--instr-atstart=no",
         f"--callgrind-out-file={out}", sys.executable, "-m", "vroom_terminal.cli",
         "term", "-t", url, "--", ECHO_REMOTE,
     ]  # fmt: skip
@@ -45,7 +45,7 @@ def instructions(url: str, env: dict[str, str], out: Path) -> float:
     subprocess.run(["callgrind_control", "-i", "off", pid], check=True, capture_output=True)
     child.close()
     text = out.read_text(errors="replace")
-    match = re.search(r"^(?:summary|totals): (\d+)", text, re.M)
+    match = re.search(r"^totals: (\d+)", text, re.M)
     if match is None:
         raise RuntimeError(f"no totals in {out}")
     return int(match.group(1)) / KEYS

@@ -104,6 +104,10 @@ class PolledClient:
         self.handshake: HandshakeCompleted | None = None
         self.lost = False
         """The socket is gone (EOF, error, or closed by us)."""
+        self.timer_changed = True
+        """`next_timer()` may have moved earlier (set by the general path;
+        the fast paths only move the keepalive later): a loop may keep its
+        last answer while this is False, and clear it when it asks again."""
         # Read into one buffer: `recv(256 KiB)` would have the allocator map
         # and unmap 256 KiB around every keystroke's echo (3 syscalls).
         self._read_buffer = bytearray(READ_SIZE)
@@ -240,7 +244,20 @@ class PolledClient:
                 frame = bytes((0x82, 0x80 | size)) + key + ws.mask(frame, key)
             else:
                 frame = ws.encode_frame(ws.BINARY, frame)
-        self.write(frame)
+        sock = self.sock
+        if self.pending or sock is None:
+            self.write(frame)
+            return True
+        try:  # `write`, inline: a keystroke
+            sent = sock.send(frame)
+        except (BlockingIOError, InterruptedError):
+            sent = 0
+        except OSError:
+            self._lost()
+            return True
+        if sent != len(frame):
+            self.pending += memoryview(frame)[sent:]
+            self.writing_paused = len(self.pending) > self.write_limit
         return True
 
     # ------------------------------------------------------------ reading
@@ -272,14 +289,12 @@ class PolledClient:
         data = self._read_view[:size].tobytes()
         if self.ws:
             self._ws_data(data)
-        else:
-            self._stream_data(data)
-
-    def _stream_data(self, data: bytes) -> None:
+            return
+        # The rest is `openmux.aio.Session.data_received`'s fast path, inline:
+        # this runs for every keystroke's echo.
         conn = self.connection
         fast = self._fast
         if fast and conn.state is _OPEN and not conn._reassembly:
-            # `openmux.aio.Session.data_received`'s fast path: per keystroke.
             reader = conn._reader
             if reader.error is None and not reader._chunks and reader._head is None:
                 size = len(data)
@@ -384,6 +399,7 @@ class PolledClient:
         self._process(self.connection.connection_lost(time.monotonic()))
 
     def _process(self, events: list[Event]) -> None:
+        self.timer_changed = True
         if events:
             if self.on_events is None:
                 for event in events:

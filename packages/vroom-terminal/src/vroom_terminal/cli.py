@@ -604,14 +604,16 @@ class TermCore:
                 or window.consumed + size - window.acked >= window.ack_every
             ):
                 return False  # an overrun to report, or a WINDOW_ACK due
-            window.on_data(size)
+            # `window.on_data(size)` and `window.consume(size)`, inline: both
+            # are plain additions here (within the window, no ack due: above)
+            window.received += size
             try:  # `write_all`'s first write, inline
                 written = os.write(stdout, data)
             except (BlockingIOError, InterruptedError):
                 written = 0
             if written != size:
                 write_all(stdout, memoryview(data)[written:])
-            window.consume(size)
+            window.consumed += size
             return True
 
         try:
