@@ -288,7 +288,10 @@ class WebSocketSink:
                 size = len(data)
                 off = 0
                 payloads: list[bytes] = []
-                while size - off >= 2 and sink._reading_on:
+                while off < size and sink._reading_on:
+                    if size - off < 2:
+                        held, held_size = [data[off:]], size - off  # header cut
+                        break
                     second = data[off + 1]
                     if data[off] != 0x82 or second & 0x80 != mask_bit:
                         break  # not a final binary frame, or masked wrongly
