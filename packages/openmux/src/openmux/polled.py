@@ -27,6 +27,7 @@ them) or `OSError`.
 
 from __future__ import annotations
 
+import os
 import select
 import socket
 import time
@@ -49,8 +50,11 @@ FastHandler = Callable[[int, bytes], bool]
 SCHEMES = ("tcp", "ws")
 DEFAULT_PORTS = {"tcp": 2222, "ws": 80}
 DEFAULT_PATH = "/omux"
-READ_SIZE = 256 * 1024
+READ_SIZE = 64 * 1024
+"""Under glibc's mmap threshold (128 KiB): a `read` of 256 KiB had the
+allocator map and unmap its buffer around every keystroke's echo."""
 _OPEN = State.OPEN
+os_read, os_write = os.read, os.write
 _POLLIN = select.POLLIN
 _POLLOUT = select.POLLOUT
 
@@ -104,14 +108,15 @@ class PolledClient:
         self.handshake: HandshakeCompleted | None = None
         self.lost = False
         """The socket is gone (EOF, error, or closed by us)."""
-        self.timer_changed = True
-        """`next_timer()` may have moved earlier (set by the general path;
-        the fast paths only move the keepalive later): a loop may keep its
-        last answer while this is False, and clear it when it asks again."""
-        # Read into one buffer: `recv(256 KiB)` would have the allocator map
-        # and unmap 256 KiB around every keystroke's echo (3 syscalls).
-        self._read_buffer = bytearray(READ_SIZE)
-        self._read_view = memoryview(self._read_buffer)
+        self.changed = True
+        """Something a poll loop derives its registrations and timeout from
+        may have changed: `pending` became empty or not, `writing_paused`,
+        or `next_timer()` moved earlier (the general path ran; the fast
+        paths only move the keepalive later). A loop keeps what it derived
+        while this is False, and clears it when it looks again."""
+        self.fd = -1
+        """The socket's descriptor: read and written with `os.read`/`os.write`,
+        whose argument parsing costs less than the socket methods'."""
         self._early: list[Event] = []
         self._fast: dict[int, tuple[CoreChannel, FastHandler]] = {}
         self._max_frame = 0
@@ -133,6 +138,7 @@ class PolledClient:
         except TimeoutError:
             raise self._timeout() from None
         self.sock = sock
+        self.fd = sock.fileno()
         try:
             if sock.family in (socket.AF_INET, socket.AF_INET6):
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -244,12 +250,11 @@ class PolledClient:
                 frame = bytes((0x82, 0x80 | size)) + key + ws.mask(frame, key)
             else:
                 frame = ws.encode_frame(ws.BINARY, frame)
-        sock = self.sock
-        if self.pending or sock is None:
+        if self.pending or self.lost:
             self.write(frame)
             return True
         try:  # `write`, inline: a keystroke
-            sent = sock.send(frame)
+            sent = os_write(self.fd, frame)
         except (BlockingIOError, InterruptedError):
             sent = 0
         except OSError:
@@ -258,6 +263,7 @@ class PolledClient:
         if sent != len(frame):
             self.pending += memoryview(frame)[sent:]
             self.writing_paused = len(self.pending) > self.write_limit
+            self.changed = True
         return True
 
     # ------------------------------------------------------------ reading
@@ -274,19 +280,17 @@ class PolledClient:
 
     def on_readable(self) -> None:
         """Read what the socket has; events go to `on_events`, sends out."""
-        sock = self.sock
-        if sock is None or self.lost:
+        if self.lost:
             return
         try:
-            size = sock.recv_into(self._read_buffer)
+            data = os_read(self.fd, READ_SIZE)
         except (BlockingIOError, InterruptedError):
             return
         except OSError:
-            size = 0
-        if not size:
+            data = b""
+        if not data:
             self._lost()
             return
-        data = self._read_view[:size].tobytes()
         if self.ws:
             self._ws_data(data)
             return
@@ -298,9 +302,7 @@ class PolledClient:
             reader = conn._reader
             if reader.error is None and not reader._chunks and reader._head is None:
                 size = len(data)
-                limit, hard = reader.limit, reader.hard_limit
-                if not limit or limit > hard:
-                    limit = hard
+                limit = self._max_frame  # `reader`'s limit, capped by its hard limit
                 channels = conn.channels
                 off = 0
                 while size - off >= HEADER_SIZE and conn.state is _OPEN:
@@ -399,7 +401,7 @@ class PolledClient:
         self._process(self.connection.connection_lost(time.monotonic()))
 
     def _process(self, events: list[Event]) -> None:
-        self.timer_changed = True
+        self.changed = True
         if events:
             if self.on_events is None:
                 for event in events:
@@ -439,7 +441,7 @@ class PolledClient:
             self.pending += data
         else:
             try:
-                sent = self.sock.send(data)
+                sent = os_write(self.fd, data)
             except (BlockingIOError, InterruptedError):
                 sent = 0
             except OSError:
@@ -448,6 +450,7 @@ class PolledClient:
             if sent == len(data):
                 return
             self.pending += memoryview(data)[sent:]
+            self.changed = True
         if len(self.pending) > self.write_limit:
             self.writing_paused = True
 
@@ -456,11 +459,10 @@ class PolledClient:
         return bool(self.pending) and not self.lost
 
     def on_writable(self) -> None:
-        sock = self.sock
-        if sock is None or self.lost or not self.pending:
+        if self.lost or not self.pending:
             return
         try:
-            sent = sock.send(self.pending)
+            sent = os_write(self.fd, self.pending)
         except (BlockingIOError, InterruptedError):
             return
         except OSError:
@@ -468,8 +470,11 @@ class PolledClient:
             self._lost()
             return
         del self.pending[:sent]
+        if not self.pending:
+            self.changed = True
         if self.writing_paused and len(self.pending) <= self.write_limit // 4:
             self.writing_paused = False
+            self.changed = True
 
     # ------------------------------------------------------------- timers
 

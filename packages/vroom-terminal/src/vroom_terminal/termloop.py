@@ -42,9 +42,12 @@ class PolledTermClient(TermCore):
 
     def _start_stdin(self) -> None:
         self._reading = not self._stdin_eof
+        self.session.changed = True
 
     def _stop_stdin(self) -> None:
         self._reading = False
+        if self.session is not None:
+            self.session.changed = True
 
     def run(self) -> int:
         """Connect, run the session, close; raises `Failure` (exit 255) or
@@ -134,17 +137,17 @@ class PolledTermClient(TermCore):
         register(sock_fd, _IN)
         timer: float | None = None
         while not self.done:
-            if bool(session.pending) is not sock_out:
-                sock_out = not sock_out
-                register(sock_fd, _IN | _OUT if sock_out else _IN)
-            if (self._reading and not session.writing_paused) is not stdin_on:
-                stdin_on = not stdin_on
-                if stdin_on:
-                    register(stdin, _IN)
-                else:
-                    unregister(stdin)
-            if session.timer_changed:
-                session.timer_changed = False
+            if session.changed:
+                session.changed = False
+                if bool(session.pending) is not sock_out:
+                    sock_out = not sock_out
+                    register(sock_fd, _IN | _OUT if sock_out else _IN)
+                if (self._reading and not session.writing_paused) is not stdin_on:
+                    stdin_on = not stdin_on
+                    if stdin_on:
+                        register(stdin, _IN)
+                    else:
+                        unregister(stdin)
                 timer = session.next_timer()
             if timer is None:
                 ready = poll()
