@@ -214,6 +214,19 @@ def test_input_while_the_socket_is_backed_up(vroomd: VroomdProcess, scheme: str)
 # -------------------------------------------------------------- failures
 
 
+def test_stdout_closed_early(vroomd: VroomdProcess) -> None:
+    """`vroom term ... | head -1`: one line and 255 once stdout is gone, no traceback."""
+    proc = subprocess.Popen([VROOM, "term", vroomd.url("tcp"), "--", "seq 1 2000000"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            stdin=subprocess.DEVNULL, env=vroom_env(vroomd))  # fmt: skip
+    assert proc.stdout is not None and proc.stderr is not None
+    assert proc.stdout.read(10) == b"1\n2\n3\n4\n5\n"
+    proc.stdout.close()
+    err = proc.stderr.read()
+    assert proc.wait(60) == 255
+    assert err == b"vroom: local I/O error: Broken pipe\n"
+
+
 @pytest.mark.parametrize("scheme", SCHEMES)
 def test_wrong_token(vroomd: VroomdProcess, scheme: str) -> None:
     result = run_vroom(vroomd, vroomd.url(scheme), "--", "true",
@@ -276,6 +289,37 @@ def test_server_limit_and_refusals_are_one_line(vroomd: VroomdProcess) -> None:
     result = run_vroom(vroomd, url, "--", "true")
     assert result.returncode == 255
     assert result.stderr.count(b"\n") == 1 and result.stderr.startswith(b"vroom: ")
+
+
+def test_websocket_redirect_goes_to_the_asyncio_driver(vroomd: VroomdProcess) -> None:
+    """A 3xx upgrade answer: handed over before anything was sent; websockets follows it."""
+    target = vroomd.url("ws")
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+
+    stop = threading.Event()
+
+    def answer() -> None:  # each client that asks: ours, then openmux.aio's two
+        listener.settimeout(0.1)
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except TimeoutError:
+                continue
+            with conn:
+                conn.recv(65536)
+                conn.sendall(f"HTTP/1.1 302 Found\r\nLocation: {target}\r\n"
+                             "Content-Length: 0\r\n\r\n".encode())  # fmt: skip
+
+    thread = threading.Thread(target=answer, daemon=True)
+    thread.start()
+    try:
+        result = run_vroom(vroomd, f"ws://127.0.0.1:{port}/omux", "--", "echo", "moved")
+    finally:
+        stop.set()
+        thread.join(10)
+        listener.close()
+    assert (result.returncode, result.stdout) == (0, b"moved\n"), result.stderr
 
 
 # ------------------------------------------------------- in this process

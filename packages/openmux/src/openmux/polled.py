@@ -492,6 +492,9 @@ class PolledClient:
         write out what is pending, close the socket; at most `timeout` s."""
         conn = self.connection
         deadline = time.monotonic() + timeout
+        # The application is done: what still arrives is dropped.
+        self._fast.clear()
+        self.on_events = self._drop
         if conn.state is _OPEN:
             conn.close(CloseCode.NORMAL, "", time.monotonic())
             self.flush()
@@ -512,6 +515,10 @@ class PolledClient:
             self._ws_close(1001 if going_away else 1000)
             self._drain(deadline)
         self.abort()
+
+    @staticmethod
+    def _drop(events: list[Event]) -> None:
+        pass
 
     def _drain(self, deadline: float) -> None:
         while self.pending and not self.lost and self._wait_writable(deadline):

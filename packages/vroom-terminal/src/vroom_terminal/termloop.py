@@ -66,7 +66,10 @@ class PolledTermClient(TermCore):
             self._connected = True
             self._begin(session)
             session.start(self._handle_events)
-            self._loop(session)
+            try:
+                self._loop(session)
+            except OSError as exc:  # stdin or stdout: the socket's end the session inside
+                raise Failure(f"local I/O error: {exc.strerror or exc}") from None
         finally:
             self._stop_stdin()
             try:
