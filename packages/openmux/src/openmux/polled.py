@@ -51,8 +51,14 @@ SCHEMES = ("tcp", "ws")
 DEFAULT_PORTS = {"tcp": 2222, "ws": 80}
 DEFAULT_PATH = "/omux"
 READ_SIZE = 64 * 1024
-"""Under glibc's mmap threshold (128 KiB): a `read` of 256 KiB had the
-allocator map and unmap its buffer around every keystroke's echo."""
+"""Largest read: under glibc's mmap threshold (128 KiB); a `read` of 256 KiB
+had the allocator map and unmap its buffer around every keystroke's echo."""
+SMALL_READ = 256
+"""First read size: a keystroke's echo fits, and a buffer this small comes
+from Python's own allocator (64 KiB ones cost malloc, realloc and free, a
+tenth of the client's instructions per keystroke). A read that fills it
+makes the next one 16 times larger, up to READ_SIZE; a read under a
+sixteenth of a large size goes back to this."""
 _OPEN = State.OPEN
 os_read, os_write = os.read, os.write
 _POLLIN = select.POLLIN
@@ -114,6 +120,7 @@ class PolledClient:
         or `next_timer()` moved earlier (the general path ran; the fast
         paths only move the keepalive later). A loop keeps what it derived
         while this is False, and clears it when it looks again."""
+        self._read_size = SMALL_READ
         self.fd = -1
         """The socket's descriptor: read and written with `os.read`/`os.write`,
         whose argument parsing costs less than the socket methods'."""
@@ -282,15 +289,22 @@ class PolledClient:
         """Read what the socket has; events go to `on_events`, sends out."""
         if self.lost:
             return
+        want = self._read_size
         try:
-            data = os_read(self.fd, READ_SIZE)
+            data = os_read(self.fd, want)
         except (BlockingIOError, InterruptedError):
             return
         except OSError:
             data = b""
-        if not data:
+        size = len(data)
+        if size == want:
+            if want < READ_SIZE:
+                self._read_size = want << 4
+        elif not size:
             self._lost()
             return
+        elif want > SMALL_READ and size < want >> 4:
+            self._read_size = SMALL_READ
         if self.ws:
             self._ws_data(data)
             return
@@ -301,7 +315,6 @@ class PolledClient:
         if fast and conn.state is _OPEN and not conn._reassembly:
             reader = conn._reader
             if reader.error is None and not reader._chunks and reader._head is None:
-                size = len(data)
                 limit = self._max_frame  # `reader`'s limit, capped by its hard limit
                 channels = conn.channels
                 off = 0

@@ -24,6 +24,8 @@ import signal
 import time
 from typing import Any
 
+from openmux.polled import READ_SIZE, SMALL_READ
+
 from .cli import Failure, TermCore, connect_failure
 
 _IN = select.POLLIN
@@ -139,6 +141,7 @@ class PolledTermClient(TermCore):
         stdin_on = False
         register(sock_fd, _IN)
         timer: float | None = None
+        stdin_size = SMALL_READ
         while not self.done:
             if session.changed:
                 session.changed = False
@@ -168,11 +171,15 @@ class PolledTermClient(TermCore):
                         self._send_input(b"")  # no stdin at all: end of input
                         continue
                     try:
-                        data = read(stdin, 65536)
+                        data = read(stdin, stdin_size)
                     except BlockingIOError:
                         continue
                     except OSError:
                         data = b""
+                    if len(data) == stdin_size:  # as openmux.polled's reads
+                        stdin_size = min(stdin_size << 4, READ_SIZE)
+                    elif stdin_size > SMALL_READ and len(data) < stdin_size >> 4:
+                        stdin_size = SMALL_READ
                     fast = self._fast_input
                     if not (data and fast is not None and fast(data)):
                         self._send_input(data)
