@@ -6,6 +6,13 @@ message transports) with the current time, gets a list of events back, and
 sends whatever `data_to_send()` / `messages_to_send()` returns. Timers follow
 aioquic: `get_timer()` says when to call `handle_timer(now)`.
 
+For callers that count their Python calls (a keystroke, bulk output):
+`receive_messages` takes all the messages of one transport read at once;
+`set_fast_handler` + `receive_fast` hand a protocol's hottest messages to a
+callback with no event; `encode_direct` gives a small message's frame to
+write at once when that is exactly what queueing it would send. Each does
+what the general methods would, and says when it cannot.
+
 A misbehaving peer never makes a `receive_*` call raise: the connection answers
 on the wire (ERROR, CHANNEL_REJECT or CLOSE, as OPENMUX.md says), records the
 cause in `close_code`/`close_reason`, and reports `ConnectionTerminated` once

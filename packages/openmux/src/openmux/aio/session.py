@@ -22,7 +22,11 @@ their own modules) -- the whole contract is this:
 3. Incoming data: ``session.data_received(chunk)`` (stream mode) or
    ``session.message_received(frame)`` (message mode, one frame per call,
    whatever channel/stream/DC it came on: the core routes by the channel
-   byte). Never raises for bad peer input: the core answers on the wire.
+   byte). A transport that parses several messages out of one read should
+   hand them over together, ``session.messages_received(frames)``: one
+   batch of events, one flush (bulk output over WebSocket costs what it
+   costs over TCP). Never raises for bad peer input: the core answers on
+   the wire.
 4. Outgoing data: the session calls ``sink.write_frames(list_of_bytes)``
    synchronously whenever the core has something to send. In stream mode
    the items are consecutive pieces of the byte stream (the first may be
@@ -88,12 +92,14 @@ errors stay the general path's:
   anything) sends that message, and the rest of the read, the general way.
   The registration ends with the channel: a new channel on the same id
   is not reached. Frames of a read are taken in order, fast ones until the
-  first that is not, so nothing overtakes anything.
+  first that is not, so nothing overtakes anything. The core does the
+  checks and the parsing (`Connection.set_fast_handler`/`receive_fast`).
 - ``session.send_now(channel_id, type, payload) -> bool``: write one small
   message straight to the transport (sinks with ``write_frame(frame)``),
   when the connection is OPEN, the channel open, nothing is queued in the
   core ahead of it and the transport is under its high-water mark; False:
-  send it the general way (which also sees to back-pressure).
+  send it the general way (which also sees to back-pressure). The frame
+  comes from `Connection.encode_direct`, which says when it may be written.
 """
 
 from __future__ import annotations
