@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 
 import openmux
 import openmux.aio as aio
+from openmux.aio.taps import ChannelTap
 from vroom_graphical import (
     GraphicalClient,
     GraphicalEvent,
@@ -38,44 +39,19 @@ class Peer:
         self.events: list[GraphicalEvent] = []
         self._changed = asyncio.Event()
         self._clients = [client]
-        session.add_event_tap(self._tap)
         # Graphical channels granted in HELLO were registered by the asyncio
-        # layer before the tap existed: take them back, with what they got.
-        for channel in list(session.connection.channels.values()):
-            if parse_name(channel.name) is None:
-                continue
-            for message in session.detach_channel(channel.id):
-                event = openmux.MessageReceived(channel.id, message.type, message.data)
-                self._push(self.client.handle_event(event))
+        # layer before the tap existed: the tap takes them back, with what
+        # they got.
+        ChannelTap(session, lambda name: parse_name(name) is not None, self._feed).install()
 
     def add_client(self, client: GraphicalClient) -> None:
         """Another graphical session on the same connection: it sees the
         graphical events too (and answers only those of its session)."""
         self._clients.append(client)
 
-    def _tap(self, events: list[openmux.Event]) -> list[openmux.Event]:
-        rest: list[openmux.Event] = []
-        for event in events:
-            if self._ours(event):
-                for client in self._clients:
-                    self._push(client.handle_event(event))
-            else:
-                rest.append(event)
-                if isinstance(event, openmux.ConnectionTerminated):
-                    for client in self._clients:
-                        self._push(client.handle_event(event))
-        return rest
-
-    def _ours(self, event: openmux.Event) -> bool:
-        connection = self.session.connection
-        if type(event) is openmux.MessageReceived:
-            channel = connection.channels.get(event.channel_id)
-            return channel is not None and parse_name(channel.name) is not None
-        if isinstance(event, openmux.ChannelOpened | openmux.ChannelClosed):
-            return parse_name(event.channel.name) is not None
-        if isinstance(event, openmux.ChannelRejected):
-            return parse_name(event.name) is not None
-        return False
+    def _feed(self, event: openmux.Event) -> None:
+        for client in self._clients:
+            self._push(client.handle_event(event))
 
     def _push(self, events: list[GraphicalEvent]) -> None:
         if events:

@@ -50,13 +50,19 @@ async def test_h264_video_of_the_agent_screen(browser: Any) -> None:
         x, y, w, h = MAGENTA_BOX
         centre = [x + w // 2, y + h // 2]
 
+        seen: list[Any] = []
+
         async def magenta() -> bool:
             # x264 refines a still picture over the next frames: the first
             # decoded ones at a low starting bitrate can be ~40 levels off.
             pixel = await person.evaluate("([x, y]) => rtc.pixel(x, y)", centre)
+            seen.append(pixel)
             return pixel is not None and _near(pixel, (255, 0, 255))
 
-        await eventually(magenta, timeout=10)
+        try:
+            await eventually(magenta, timeout=10)
+        except AssertionError:
+            raise AssertionError(f"pixels read: {seen[:3]} ... {seen[-3:]}") from None
         # Chromium's receiver estimate (REMB) reaches the encoder, within our bounds.
         await eventually(lambda: media.encoder.remb, timeout=20)
         config = media.config

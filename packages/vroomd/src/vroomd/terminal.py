@@ -26,14 +26,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import openmux
-from openmux import (
-    ChannelClosed,
-    ChannelOpened,
-    ChannelRejected,
-    ChannelRequested,
-    ConnectionTerminated,
-    MessageReceived,
-)
+from openmux.aio.taps import ChannelTap
 from vroom_terminal import events as ev
 from vroom_terminal.capabilities import ServerCapabilities
 from vroom_terminal.channels import parse_name
@@ -50,6 +43,12 @@ if TYPE_CHECKING:
     from .daemon import Daemon
 
 log = logging.getLogger("vroomd")
+
+
+def _claims(name: str) -> bool:
+    """The terminal protocol's channels (`vroom.terminal.*`, with `#N`)."""
+    return parse_name(name) is not None
+
 
 DEFAULT_PATH = "/usr/local/bin:/usr/bin:/bin"
 INPUT_HIGH_WATER = 1024 * 1024
@@ -510,33 +509,13 @@ class TerminalService:
 
     # -------------------------------------------------------- event tap
 
-    def _tap(self, events: list[openmux.Event]) -> list[openmux.Event]:
-        """The session's event tap: terminal channels' events are ours. A
-        batch of only those (a keystroke) leaves nothing for the asyncio
-        layer, which then only flushes."""
-        rest: list[openmux.Event] = []
-        for event in events:
-            if self._ours(event):
-                self._feed(event)
-            else:
-                rest.append(event)
-                if isinstance(event, ConnectionTerminated):
-                    self._feed(event)
-        self._sync_channels()
-        return rest
-
     def _install_tap(self) -> None:
-        session = self.session
-        session.add_event_tap(self._tap)
-        # Channels opened (and messages received) before the tap was in place.
-        for channel in list(session.connection.channels.values()):
-            if parse_name(channel.name) is None:
-                continue
-            self._channels[channel.id] = channel  # the asyncio layer told the sink
-            unread = session.detach_channel(channel.id)
-            self._feed(ChannelOpened(channel, None, False))
-            for message in unread:
-                self._feed(MessageReceived(channel.id, message.type, message.data))
+        """Take the terminal channels' events ahead of the asyncio layer (a
+        batch of only those, a keystroke, leaves it nothing but the flush)."""
+        tap = ChannelTap(self.session, _claims, self._feed, after=self._sync_channels)
+        tap.install()
+        # The asyncio layer told the sink about the channels granted in HELLO.
+        self._channels.update(tap.channels)
         self.flush()
 
     def _sync_channels(self) -> None:
@@ -560,18 +539,6 @@ class TerminalService:
                 known[cid] = info
                 if opened_hook is not None:
                     opened_hook(info)
-
-    def _ours(self, event: openmux.Event) -> bool:
-        if type(event) is MessageReceived:
-            channel = self.session.connection.channels.get(event.channel_id)
-            return channel is not None and parse_name(channel.name) is not None
-        if isinstance(event, ChannelOpened | ChannelClosed):
-            return parse_name(event.channel.name) is not None
-        if isinstance(event, ChannelRequested):
-            return parse_name(event.spec.name) is not None
-        if isinstance(event, ChannelRejected):
-            return parse_name(event.name) is not None
-        return False
 
     def _feed(self, event: openmux.Event) -> None:
         try:

@@ -26,14 +26,9 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
 import openmux
-from openmux import (
-    ChannelClosed,
-    ChannelOpened,
-    ChannelRequested,
-    ConnectionTerminated,
-    MessageReceived,
-)
+from openmux import ChannelOpened, ChannelRequested, MessageReceived
 from openmux.aio import SessionClosedError
+from openmux.aio.taps import ChannelTap
 from vroom_graphical import (
     AgentInfo,
     BrowserState,
@@ -72,6 +67,12 @@ if TYPE_CHECKING:
     from openmux.aio import Session
 
 log = logging.getLogger("vroomd.graphical")
+
+
+def _claims(name: str) -> bool:
+    """The graphical protocol's channels (`vroom.graphical.*`, with `#N`)."""
+    return parse_name(name) is not None
+
 
 MAX_QUEUED_COMMANDS = 64
 VIDEO_WINDOW = 2
@@ -251,41 +252,19 @@ class GraphicalService:
 
     def install(self) -> None:
         """Take the graphical channels' events ahead of the asyncio layer."""
-        session = self.session
-        session.add_event_tap(self._tap)
-        # Channels granted in HELLO, before the tap was in place.
-        for channel in list(session.connection.channels.values()):
-            parsed = parse_name(channel.name)
-            if parsed is None:
-                continue
-            unread = session.detach_channel(channel.id)
+
+        def adopt(channel: openmux.Channel, unread: list[Any]) -> None:
             # GraphicalServer adopted it when it was built, but said nothing.
-            self._feed(ChannelOpened(channel, None, False), adopted=parsed[0] is Role.VIDEO)
+            parsed = parse_name(channel.name)
+            self._feed(
+                ChannelOpened(channel, None, False),
+                adopted=parsed is not None and parsed[0] is Role.VIDEO,
+            )
             for message in unread:
                 self._feed(MessageReceived(channel.id, message.type, message.data))
+
+        ChannelTap(self.session, _claims, self._feed).install(adopt)
         self.flush()
-
-    def _tap(self, events: list[openmux.Event]) -> list[openmux.Event]:
-        """The session's event tap: graphical channels' events are ours."""
-        rest: list[openmux.Event] = []
-        for event in events:
-            if self._ours(event):
-                self._feed(event)
-            else:
-                rest.append(event)
-                if isinstance(event, ConnectionTerminated):
-                    self._feed(event)
-        return rest
-
-    def _ours(self, event: openmux.Event) -> bool:
-        if type(event) is MessageReceived:
-            channel = self.session.connection.channels.get(event.channel_id)
-            return channel is not None and parse_name(channel.name) is not None
-        if isinstance(event, ChannelOpened | ChannelClosed):
-            return parse_name(event.channel.name) is not None
-        if isinstance(event, ChannelRequested):
-            return parse_name(event.spec.name) is not None
-        return False
 
     def _feed(self, event: openmux.Event, *, adopted: bool = False) -> None:
         if self._refusal is not None:
