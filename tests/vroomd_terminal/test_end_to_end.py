@@ -317,7 +317,9 @@ async def test_connection_close_hangs_up_the_session(vroomd: VroomdProcess) -> N
     async with asyncio.timeout(20):
         while os.path.exists(f"/proc/{pid}"):
             await asyncio.sleep(0.05)
-    assert "hanging up" in vroomd.output
+    # logged before the SIGHUP, but read from vroomd's stderr by a thread
+    # that a loaded machine may leave behind: wait for it
+    vroomd.wait_for(r"hanging up")
 
 
 def test_limits_answer_503(tmp_path: Path) -> None:
