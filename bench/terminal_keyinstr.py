@@ -7,7 +7,9 @@ for its echo); collection is switched on (`callgrind_control -i on`) after
 50 keys of warm-up, around KEYS keys, and the total is divided by KEYS.
 The kernel's share (syscalls) is not in these figures. Both drivers in one
 run: the default (asyncio-free, `vroom_terminal.termloop`) and the asyncio
-one (`VROOM_ASYNCIO=1`), over TCP and WebSocket.
+one (`VROOM_ASYNCIO=1`), over TCP and WebSocket. Also the instructions of
+a whole `vroom term URL -- true` (`terminal_run_instr_*`: start-up, the
+session, exit), what session set-up costs in CPU whatever the load.
 
 Run: .venv/bin/python bench/terminal_keyinstr.py [keys]    (needs valgrind)
 """
@@ -51,6 +53,19 @@ def instructions(url: str, env: dict[str, str], out: Path) -> float:
     return int(match.group(1)) / KEYS
 
 
+def startup(url: str, env: dict[str, str], out: Path) -> int:
+    """Instructions of a whole `vroom term URL -- true`: start-up, session, exit."""
+    argv = [
+        "valgrind", "-q", "--tool=callgrind", f"--callgrind-out-file={out}",
+        sys.executable, "-m", "vroom_terminal.cli", "term", url, "--", "true",
+    ]  # fmt: skip
+    subprocess.run(argv, env=env, check=True, stdin=subprocess.DEVNULL, timeout=300)
+    match = re.search(r"^totals: (\d+)", out.read_text(errors="replace"), re.M)
+    if match is None:
+        raise RuntimeError(f"no totals in {out}")
+    return int(match.group(1))
+
+
 def main() -> None:
     with servers() as (vroomd, _sshd), tempfile.TemporaryDirectory() as tmp:
         for driver, extra in (("polled", {}), ("asyncio", {"VROOM_ASYNCIO": "1"})):
@@ -59,6 +74,8 @@ def main() -> None:
                 out = Path(tmp) / f"{driver}-{scheme}.out"
                 count = instructions(vroomd.url(scheme), env, out)
                 emit(f"terminal_key_instr_client_{scheme}_{driver}", count, "instructions")
+                total = startup(vroomd.url(scheme), env, Path(tmp) / f"start-{driver}-{scheme}")
+                emit(f"terminal_run_instr_client_{scheme}_{driver}", total, "instructions")
 
 
 if __name__ == "__main__":

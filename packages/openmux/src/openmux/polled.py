@@ -27,21 +27,21 @@ them) or `OSError`.
 
 from __future__ import annotations
 
+import _socket
 import os
 import select
-import socket
 import time
 from collections.abc import Callable, Sequence
 
 from . import websocket as ws
-from .channels import Channel as CoreChannel
 from .channels import ChannelSpec
-from .codes import HEADER_SIZE, MAX_STANDARD_LENGTH, CloseCode
+from .codes import HEADER_SIZE, CloseCode
 from .config import Config
 from .connect_errors import HandshakeError, HandshakeTimeoutError, TransportError
 from .connection import Connection, State
-from .events import ConnectionTerminated, Event, HandshakeCompleted
-from .frame import _pack_std, _unpack_std
+from .errors import LocalProtocolError
+from .events import Event, HandshakeCompleted
+from .urls import split_url
 from .websocket import mask_key
 
 FastHandler = Callable[[int, bytes], bool]
@@ -63,6 +63,28 @@ _OPEN = State.OPEN
 os_read, os_write = os.read, os.write
 _POLLIN = select.POLLIN
 _POLLOUT = select.POLLOUT
+
+
+def _create_connection(host: str, port: int, timeout: float) -> _socket.socket:
+    """`socket.create_connection` on the C module: `import socket` costs
+    ~13 M instructions of a client's start (its enums and `selectors`), and
+    a `str` host makes getaddrinfo import the idna codec (~5 M more)."""
+    try:
+        name = host.encode("ascii")
+    except UnicodeEncodeError:
+        name = host.encode("idna")
+    error: OSError | None = None
+    for family, type_, proto, _, address in _socket.getaddrinfo(name, port, 0, _socket.SOCK_STREAM):
+        sock = _socket.socket(family, type_, proto)
+        try:
+            sock.settimeout(timeout)
+            sock.connect(address)
+        except OSError as exc:
+            sock.close()
+            error = exc
+            continue
+        return sock
+    raise error or OSError(f"no address for {host!r}")
 
 
 class HandOver(Exception):
@@ -106,7 +128,7 @@ class PolledClient:
             mode="message" if self.ws else "stream",
         )
         self.write_limit = write_limit
-        self.sock: socket.socket | None = None
+        self.sock: _socket.socket | None = None
         self.pending = bytearray()
         """Bytes written that the kernel has not taken yet, in order."""
         self.writing_paused = False
@@ -125,8 +147,7 @@ class PolledClient:
         """The socket's descriptor: read and written with `os.read`/`os.write`,
         whose argument parsing costs less than the socket methods'."""
         self._early: list[Event] = []
-        self._fast: dict[int, tuple[CoreChannel, FastHandler]] = {}
-        self._max_frame = 0
+        self._fast: set[int] = set()  # channels with a fast handler
         self._decoder = ws.FrameDecoder(max_reassembly + 2 * HEADER_SIZE)
         self._ws_close_sent = False
 
@@ -135,21 +156,19 @@ class PolledClient:
     def connect(self) -> None:
         """TCP connect, WebSocket upgrade, HELLO/WELCOME, within `timeout`."""
         deadline = time.monotonic() + self.timeout
-        from urllib.parse import urlsplit
-
-        parts = urlsplit(self.url)
-        host = parts.hostname or "127.0.0.1"
+        parts = split_url(self.url)
+        host = parts.host or "127.0.0.1"
         port = parts.port if parts.port is not None else DEFAULT_PORTS["ws" if self.ws else "tcp"]
         try:
-            sock = socket.create_connection((host, port), timeout=self.timeout)
+            sock = _create_connection(host, port, self.timeout)
         except TimeoutError:
             raise self._timeout() from None
         self.sock = sock
         self.fd = sock.fileno()
         try:
-            if sock.family in (socket.AF_INET, socket.AF_INET6):
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+            if sock.family in (_socket.AF_INET, _socket.AF_INET6):
+                sock.setsockopt(_socket.IPPROTO_TCP, _socket.TCP_NODELAY, 1)
+                sock.setsockopt(_socket.SOL_SOCKET, _socket.SO_KEEPALIVE, 1)
             sock.setblocking(False)
             if self.ws:
                 self._upgrade(deadline)
@@ -165,7 +184,6 @@ class PolledClient:
                     conn.close_code if conn.close_code is not None else CloseCode.GOING_AWAY,
                     conn.close_reason,
                 )
-            self._max_frame = conn._frame_limit()
         except BaseException:
             self.abort()
             raise
@@ -230,28 +248,25 @@ class PolledClient:
     # --------------------------------------------------------- the fast paths
 
     def set_fast_handler(self, channel_id: int, handler: FastHandler) -> None:
-        """As `openmux.aio.Session.set_fast_handler` (see its module docstring)."""
-        channel = self.connection.channels[channel_id]
-        self._fast[channel_id] = (channel, handler)
+        """As `openmux.aio.Session.set_fast_handler`: whole messages of an
+        open channel go to `handler(type, payload) -> bool` straight from
+        the read (`Connection.set_fast_handler`); KeyError if not open."""
+        try:
+            self.connection.set_fast_handler(channel_id, handler)
+        except LocalProtocolError:
+            raise KeyError(f"channel {channel_id} is not open") from None
+        self._fast.add(channel_id)
 
     def send_now(self, channel_id: int, type_: int, data: bytes) -> bool:
         """As `openmux.aio.Session.send_now`: one message straight to the
         socket when nothing is queued ahead of it; False: send it the general way."""
-        conn = self.connection
-        size = len(data)
-        limit = conn.max_message_size
-        if (
-            self.writing_paused
-            or conn.state is not _OPEN
-            or conn._out
-            or size > MAX_STANDARD_LENGTH
-            or (limit and size > limit)
-            or channel_id not in conn.channels
-        ):
+        if self.writing_paused:
             return False
-        frame = _pack_std(channel_id, type_, 0, 0, size) + data
+        frame = self.connection.encode_direct(channel_id, type_, data)
+        if frame is None:
+            return False
         if self.ws:
-            size += HEADER_SIZE
+            size = len(frame)
             if size < 126:  # a keystroke
                 key = mask_key()
                 frame = bytes((0x82, 0x80 | size)) + key + ws.mask(frame, key)
@@ -308,68 +323,27 @@ class PolledClient:
         if self.ws:
             self._ws_data(data)
             return
-        # The rest is `openmux.aio.Session.data_received`'s fast path, inline:
-        # this runs for every keystroke's echo.
-        conn = self.connection
-        fast = self._fast
-        if fast and conn.state is _OPEN and not conn._reassembly:
-            reader = conn._reader
-            if reader.error is None and not reader._chunks and reader._head is None:
-                limit = self._max_frame  # `reader`'s limit, capped by its hard limit
-                channels = conn.channels
-                off = 0
-                while size - off >= HEADER_SIZE and conn.state is _OPEN:
-                    channel_id, type_, flags, reserved, length = _unpack_std(data, off)
-                    if flags or reserved:
-                        break  # a fragment, an extended length or a bad header
-                    entry = fast.get(channel_id)
-                    if entry is None:
-                        break
-                    end = off + HEADER_SIZE + length
-                    if end > size or length > limit or channels.get(channel_id) is not entry[0]:
-                        break
-                    if not entry[1](type_, data[off + HEADER_SIZE : end]):
-                        break
-                    off = end
-                if off:
-                    conn._last_rx = time.monotonic()
-                    if off == size:
-                        return
-                    data = data[off:]
-        self._process(conn.receive_data(data, time.monotonic()))
+        events = self.connection.receive_fast(data, time.monotonic())
+        if events is not None:  # (None: the fast handlers took it all)
+            self._process(events)
 
     def _ws_data(self, data: bytes) -> None:
         decoder = self._decoder
         if (
-            self._fast
-            and len(data) >= 2 + HEADER_SIZE
+            len(data) >= 2
             and data[0] == 0x82
-            and data[1] < 126  # unmasked, 7-bit length
+            and data[1] < 126  # a whole small binary frame, unmasked
             and len(data) - 2 == data[1]
-            and decoder.idle
-            and self._fast_message(data[2:])
+            and not decoder.buffer  # `decoder.idle`, inline
+            and decoder.fragments is None
+            and not decoder.skipping_text
         ):
+            events = self.connection.receive_fast(data[2:], time.monotonic())
+            if events is not None:
+                self._process(events)
             return
         decoder.buffer += data
         self._ws_frames()
-
-    def _fast_message(self, frame: bytes) -> bool:
-        """`openmux.aio.Session.message_received`'s fast path."""
-        conn = self.connection
-        if conn.state is not _OPEN or conn._reassembly or frame[2] or frame[3]:
-            return False
-        entry = self._fast.get(frame[0])
-        size = len(frame) - HEADER_SIZE
-        if (
-            entry is not None
-            and size == (frame[4] << 8) | frame[5]
-            and size <= self._max_frame
-            and conn.channels.get(frame[0]) is entry[0]
-            and entry[1](frame[1], frame[HEADER_SIZE:])
-        ):
-            conn._last_rx = time.monotonic()
-            return True
-        return False
 
     def _ws_frames(self) -> None:
         decoder = self._decoder
@@ -385,8 +359,9 @@ class PolledClient:
                 return
             opcode, payload = item
             if opcode == ws.BINARY:
-                if not (self._fast and len(payload) >= HEADER_SIZE and self._fast_message(payload)):
-                    self._process(conn.receive_message(payload, time.monotonic()))
+                events = conn.receive_fast(payload, time.monotonic())
+                if events is not None:
+                    self._process(events)
             elif opcode == ws.TEXT:
                 if conn.state not in (State.CLOSING, State.CLOSED):
                     conn.close(CloseCode.PROTOCOL_ERROR, "text message on an OpenMux WebSocket",
@@ -424,10 +399,6 @@ class PolledClient:
                         self._early.append(event)
             else:
                 self.on_events(events)
-            if self._fast:
-                for event in events:
-                    if isinstance(event, ConnectionTerminated):
-                        self._fast.clear()
         self.flush()
 
     # ------------------------------------------------------------ writing
@@ -435,16 +406,15 @@ class PolledClient:
     def flush(self) -> None:
         """Write what the connection queued."""
         conn = self.connection
-        if not conn._out:
-            return
         if self.ws:
             frames = conn.messages_to_send()
-            if self._ws_close_sent:
-                return
-            encode = ws.encode_frame
-            self.write(b"".join([encode(ws.BINARY, f, mask_key()) for f in frames]))
+            if frames and not self._ws_close_sent:
+                encode = ws.encode_frame
+                self.write(b"".join([encode(ws.BINARY, f, mask_key()) for f in frames]))
         else:
-            self.write(conn.data_to_send())
+            data = conn.data_to_send()
+            if data:
+                self.write(data)
 
     def write(self, data: bytes) -> None:
         """Send now what the kernel takes; keep the rest in `pending`, in order."""
@@ -506,6 +476,8 @@ class PolledClient:
         conn = self.connection
         deadline = time.monotonic() + timeout
         # The application is done: what still arrives is dropped.
+        for channel_id in self._fast:
+            self.connection.set_fast_handler(channel_id, None)
         self._fast.clear()
         self.on_events = self._drop
         if conn.state is _OPEN:

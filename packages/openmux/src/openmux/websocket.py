@@ -121,12 +121,12 @@ class Target:
 
     @classmethod
     def of(cls, url: str, default_path: str) -> Target:
-        from urllib.parse import urlsplit
+        from .urls import split_url
 
-        parts = urlsplit(url)
-        secure = parts.scheme.lower() == "wss"
+        parts = split_url(url)
+        secure = parts.scheme == "wss"
         port = parts.port if parts.port is not None else (443 if secure else 80)
-        return cls(parts.hostname or "127.0.0.1", port, secure, parts.path or default_path,
+        return cls(parts.host or "127.0.0.1", port, secure, parts.path or default_path,
                    parts.query)  # fmt: skip
 
 
@@ -134,11 +134,17 @@ def client_request(
     host_header: str, target: str, headers: list[str] | None = None
 ) -> tuple[bytes, bytes]:
     """`(request, expected Sec-WebSocket-Accept)` for an upgrade to `target`."""
-    import base64  # here: a tcp:// client never needs them
-    import hashlib
+    # Here, and not hashlib/base64: hashlib loads OpenSSL's libcrypto and
+    # base64 imports re, ~40 M instructions of a client's start for one SHA-1.
+    from binascii import b2a_base64
 
-    key = base64.b64encode(os.urandom(16))
-    accept = base64.b64encode(hashlib.sha1(key + GUID).digest())
+    try:
+        from _sha1 import sha1  # type: ignore[import-not-found, unused-ignore]
+    except ImportError:  # pragma: no cover - a Python built without it
+        from hashlib import sha1
+
+    key = b2a_base64(os.urandom(16), newline=False)
+    accept = b2a_base64(sha1(key + GUID).digest(), newline=False)
     lines = [
         f"GET {target} HTTP/1.1",
         f"Host: {host_header}",

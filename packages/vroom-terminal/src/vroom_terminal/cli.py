@@ -153,9 +153,12 @@ def parse_dest(dest: str) -> tuple[str, str | None]:
 
 
 def _host_of(url: str) -> str:
-    from urllib.parse import urlsplit
+    from openmux.urls import split_url
 
-    return urlsplit(url).hostname or ""
+    try:
+        return split_url(url).host
+    except ValueError:
+        return ""
 
 
 def _vroomd_state_dir() -> str:
