@@ -16,6 +16,9 @@ BLOCK = 32
 TOP = 96
 MAGENTA = (255, 0, 255)
 MAGENTA_BOX = (900, 400, 200, 120)  # x, y, width, height (CSS px in a 1280x720 viewport)
+GREY = (224, 224, 224)
+GREY_BOX = (900, 540, 200, 120)
+"""A light grey: 18 levels off if a receiver got the video's colour range wrong."""
 
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -38,9 +41,11 @@ AGENT_PAGE = f"""<!doctype html><html><head><meta charset="utf-8"><title>clock</
  #bits div {{ width:{BLOCK}px; height:{BLOCK}px; }}
  #magenta {{ position:absolute; left:{MAGENTA_BOX[0]}px; top:{MAGENTA_BOX[1]}px;
    width:{MAGENTA_BOX[2]}px; height:{MAGENTA_BOX[3]}px; background:rgb(255,0,255); }}
+ #grey {{ position:absolute; left:{GREY_BOX[0]}px; top:{GREY_BOX[1]}px;
+   width:{GREY_BOX[2]}px; height:{GREY_BOX[3]}px; background:rgb{GREY}; }}
  #text {{ position:absolute; left:8px; top:{TOP + BLOCK + 24}px; width:860px; color:#222; }}
 </style></head><body>
-<div id="bits"></div><div id="magenta"></div><div id="text"></div>
+<div id="bits"></div><div id="magenta"></div><div id="grey"></div><div id="text"></div>
 <script>
 const bits = document.getElementById("bits");
 const cells = [];

@@ -8,7 +8,8 @@
    decoded once, then encoded with aiortc's H264 encoder as aiortc
    configures it (x264 preset medium, zerolatency) and with vroomd's
    (`vroomd.media`, preset ultrafast, VBV): frames per second and the median
-   time per frame, plus the JPEG decode + colour conversion vroomd adds.
+   time per frame, plus the JPEG decode vroomd adds: with the conversion to
+   limited range (VP8) and without (H264, full range flagged in the stream).
 2. End to end (see `e2e()`): a real vroomd, the agent's Chromium showing the
    clock page, and a person's Chromium on vroomd's page, over WebRTC and over
    the WebSocket JPEG path in the same run.
@@ -88,6 +89,14 @@ def encode_figures(jpegs: list[bytes]) -> None:
         assert frame is not None
         frames.append(frame)
     line("jpeg_decode_convert_720p_ms", 1000 * statistics.median(decode_times), "ms")
+    # What the H264 path does: the JPEG's full-range YUV as it is, no conversion.
+    keep = FrameConverter((1920, 1200), full_range=True)
+    decode_times = []
+    for jpeg in jpegs:
+        started = time.perf_counter()
+        keep(jpeg)
+        decode_times.append(time.perf_counter() - started)
+    line("jpeg_decode_full_range_720p_ms", 1000 * statistics.median(decode_times), "ms")
 
     for name, make in (
         ("aiortc", AiortcH264),

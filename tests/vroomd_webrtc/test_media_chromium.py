@@ -12,6 +12,8 @@ from vroomd.media import LevelMeter, MediaConfig, playout
 
 from .webrtc_harness import (
     AGENT_PAGE,
+    GREY,
+    GREY_BOX,
     MAGENTA_BOX,
     Agent,
     answer,
@@ -63,6 +65,11 @@ async def test_h264_video_of_the_agent_screen(browser: Any) -> None:
             await eventually(magenta, timeout=10)
         except AssertionError:
             raise AssertionError(f"pixels read: {seen[:3]} ... {seen[-3:]}") from None
+        # The stream is full range (the screencast's JPEGs as they are) and
+        # says so: a receiver reading it as limited range would show ~242.
+        gx, gy, gw, gh = GREY_BOX
+        grey = await person.evaluate("([x, y]) => rtc.pixel(x, y)", [gx + gw // 2, gy + gh // 2])
+        assert grey is not None and _near(grey, GREY, tolerance=8), grey
         # Chromium's receiver estimate (REMB) reaches the encoder, within our bounds.
         await eventually(lambda: media.encoder.remb, timeout=20)
         config = media.config

@@ -133,6 +133,31 @@ def test_conversion_is_limited_range_yuv420p_within_the_limit() -> None:
     assert odd is not None and (odd.width, odd.height) == (50, 32)
 
 
+def test_full_range_conversion_keeps_the_jpegs_yuv() -> None:
+    convert = FrameConverter((100, 100), full_range=True)
+    frame = convert(jpeg(64, 48, (255, 255, 255)))
+    assert frame is not None and frame.format.name == "yuvj420p"
+    assert bytes(frame.planes[0])[0] >= 250  # white stays 255: no range conversion
+    scaled = convert(jpeg(400, 200))
+    assert scaled is not None and (scaled.width, scaled.height, scaled.format.name) == (
+        100,
+        50,
+        "yuvj420p",
+    )
+    limited = convert(av.VideoFrame(32, 32, "yuv420p"))
+    assert limited is not None and limited.format.name == "yuvj420p"
+
+
+def test_h264_encoder_restarts_when_the_range_changes() -> None:
+    encoder = H264Encoder(MediaConfig())
+    for i, fmt in enumerate(("yuvj420p", "yuvj420p", "yuv420p")):
+        frame = av.VideoFrame(64, 48, fmt)
+        frame.pts, frame.time_base = i * 3000, fractions.Fraction(1, 90_000)
+        payloads, _ = encoder.encode(frame, False)
+        assert payloads
+    assert encoder.stats.restarts == 1
+
+
 def test_fit() -> None:
     assert fit(1280, 720, (1920, 1200)) == (1280, 720)
     assert fit(3840, 2160, (1920, 1200)) == (1920, 1080)

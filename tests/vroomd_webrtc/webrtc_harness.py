@@ -25,7 +25,7 @@ from vroomd.media import MediaConfig, MediaPeer, VoicePipeline, resources
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parents[1] / "bench"))
 
-from _media_pages import AGENT_PAGE, CHROMIUM_ARGS, MAGENTA_BOX  # noqa: E402
+from _media_pages import AGENT_PAGE, CHROMIUM_ARGS, GREY, GREY_BOX, MAGENTA_BOX  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
 LOOPBACK = ["127.0.0.1"]
@@ -35,6 +35,8 @@ __all__ = [
     "AGENT_PAGE",
     "CHROMIUM",
     "CHROMIUM_ARGS",
+    "GREY",
+    "GREY_BOX",
     "MAGENTA_BOX",
     "Agent",
     "answer",

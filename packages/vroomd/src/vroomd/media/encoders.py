@@ -124,6 +124,9 @@ class _PassEncoded:
 class H264Encoder(_PassEncoded, h264.H264Encoder):
     """aiortc's packetizer, our x264 configuration and bounds."""
 
+    full_range = True
+    """Takes full-range `yuvj420p` as it comes (the stream says so in its VUI)."""
+
     def __init__(self, config: MediaConfig, stats: EncoderStats | None = None) -> None:
         super().__init__()
         self.config = config
@@ -131,6 +134,7 @@ class H264Encoder(_PassEncoded, h264.H264Encoder):
         self.stats.codec = "H264"
         self.governor = BitrateGovernor(config, self.stats)
         self._opened_at = 0
+        self._format = ""
         LIVE.add(self)
 
     @property  # type: ignore[override]
@@ -147,14 +151,17 @@ class H264Encoder(_PassEncoded, h264.H264Encoder):
             frame.width != self.codec.width
             or frame.height != self.codec.height
             or target != self._opened_at
+            or frame.format.name != self._format
         ):
             log.debug(
-                "x264 restart: %dx%d %d bps -> %dx%d %d bps",
+                "x264 restart: %dx%d %s %d bps -> %dx%d %s %d bps",
                 self.codec.width,
                 self.codec.height,
+                self._format,
                 self._opened_at,
                 frame.width,
                 frame.height,
+                frame.format.name,
                 target,
             )
             self.buffer_data = b""
@@ -167,7 +174,8 @@ class H264Encoder(_PassEncoded, h264.H264Encoder):
         if self.codec is None:
             # libx264 keeps the rate in kbit/s: compare with what we asked for.
             self._opened_at = target
-            self.codec = self._open(frame.width, frame.height, target)
+            self._format = frame.format.name
+            self.codec = self._open(frame.width, frame.height, target, self._format)
             stats.width, stats.height = frame.width, frame.height
         started = time.perf_counter()
         data = b"".join(bytes(packet) for packet in self.codec.encode(frame))
@@ -179,12 +187,12 @@ class H264Encoder(_PassEncoded, h264.H264Encoder):
         if data:
             yield from self._split_bitstream(data)
 
-    def _open(self, width: int, height: int, bitrate: int) -> Any:
+    def _open(self, width: int, height: int, bitrate: int, pix_fmt: str = "yuv420p") -> Any:
         config = self.config
         fps = round(config.fps)
         codec = av.CodecContext.create("libx264", "w")
         codec.width, codec.height = width, height
-        codec.pix_fmt = "yuv420p"
+        codec.pix_fmt = pix_fmt  # yuvj420p: libx264 flags the full range in the VUI
         codec.bit_rate = bitrate
         codec.framerate = fractions.Fraction(fps, 1)
         codec.time_base = fractions.Fraction(1, fps)
