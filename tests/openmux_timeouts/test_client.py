@@ -112,3 +112,24 @@ async def test_quic_server_that_never_answers() -> None:
         with pytest.raises(aio.HandshakeTimeoutError) as caught:
             await aio.connect(url, timeout=TIMEOUT)
         check(caught.value, url)
+
+
+async def test_the_vroom_fallback_chain_keeps_the_callers_timeout() -> None:
+    """`vroom://` with `timeout=`: the whole chain within it (QUIC to a UDP port
+    nobody answers would take its own 5 s attempt), then HandshakeTimeoutError
+    naming what was tried; without `timeout`, each attempt has its own."""
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+        udp.bind(("127.0.0.1", 0))  # bound, never read: QUIC's handshake hangs
+        quic_port = udp.getsockname()[1]
+        async with SilentServer() as port:
+            with pytest.raises(aio.HandshakeTimeoutError, match="quic://") as caught:
+                await aio.connect(f"vroom://127.0.0.1:{port}", quic_port=quic_port, timeout=0.5)
+            assert "within 0.5 s" in str(caught.value)
+            with pytest.raises(aio.TransportError, match="fallback") as chained:
+                await aio.connect(
+                    f"vroom://127.0.0.1:{port}", quic_port=quic_port, attempt_timeout=0.3
+                )
+            assert not isinstance(chained.value, aio.HandshakeTimeoutError)
+            assert str(chained.value).count("timed out after 0.3 s") == 3

@@ -84,6 +84,8 @@ async def connect(url: str, **kwargs: Any) -> Session:
     else:
         module = _module(url)
     if getattr(module, "MANAGES_TIMEOUT", False):
+        if "timeout" in kwargs:  # the caller's bound for the whole chain
+            options.extra["chain_timeout"] = options.timeout
         session: Session = await module.connect(url, options)
         return session
     async with handshake_deadline(options.timeout, url):

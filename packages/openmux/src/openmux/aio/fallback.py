@@ -2,7 +2,10 @@
 
 QUIC (`quic://host:4433`), then WebRTC (`webrtc+http://host:port/path`, whose
 module POSTs `<path>/offer`), then WebSocket (`ws://host:port/path`, default
-`/omux`), each attempt bounded by `attempt_timeout` (5 s). `vroom+tls://` (or
+`/omux`), each attempt bounded by `attempt_timeout` (5 s), the whole chain
+by `timeout` when the caller gives one (otherwise up to three attempts'
+worth: the default 10 s would starve the WebSocket attempt behind two
+timed-out UDP ones). `vroom+tls://` (or
 `ssl=`) uses `webrtc+https`/`wss`. A transport whose module or dependency is
 missing is skipped. The first session that completes its handshake wins; an
 authentication refusal (4000) ends the chain at once, since every transport
@@ -20,7 +23,7 @@ import logging
 
 from ..codes import CloseCode
 from ._urls import netloc, split
-from .errors import HandshakeError, TransportError
+from .errors import HandshakeError, HandshakeTimeoutError, TransportError
 from .session import Options, Session
 
 logger = logging.getLogger("openmux")
@@ -53,24 +56,33 @@ async def connect(url: str, options: Options) -> Session:
     from . import _module  # late: the package imports us lazily
 
     per_attempt = float(options.extra.get("attempt_timeout", ATTEMPT_TIMEOUT))
+    total = options.extra.get("chain_timeout")
+    loop = asyncio.get_running_loop()
+    deadline = None if total is None else loop.time() + float(total)
     errors: list[str] = []
     for candidate in chain(url, options):
+        budget = per_attempt if deadline is None else min(per_attempt, deadline - loop.time())
+        if budget <= 0:
+            raise HandshakeTimeoutError(
+                f"no OpenMux session with {url} within {float(total):g} s (handshake timeout): "
+                + "; ".join(errors)
+            )
         try:
             module = _module(candidate)
         except ImportError as exc:
             logger.info("fallback: skipping %s (%s)", candidate, exc)
             errors.append(f"{candidate}: unavailable ({exc})")
             continue
-        attempt = Options(**{**vars(options), "timeout": per_attempt})
+        attempt = Options(**{**vars(options), "timeout": budget})
         try:
-            async with asyncio.timeout(per_attempt):
+            async with asyncio.timeout(budget):
                 session: Session = await module.connect(candidate, attempt)
         except HandshakeError as exc:
             if exc.code == CloseCode.AUTH_FAILED:
                 raise
             errors.append(f"{candidate}: {exc}")
         except TimeoutError:
-            errors.append(f"{candidate}: timed out after {per_attempt:g} s")
+            errors.append(f"{candidate}: timed out after {budget:g} s")
         except (OSError, TransportError, ValueError) as exc:
             errors.append(f"{candidate}: {exc!r}")
         else:
@@ -78,4 +90,9 @@ async def connect(url: str, options: Options) -> Session:
             logger.info("fallback: connected with %s", candidate)
             return session
         logger.info("fallback: %s failed", candidate)
+    if deadline is not None and loop.time() >= deadline:
+        raise HandshakeTimeoutError(
+            f"no OpenMux session with {url} within {float(total):g} s (handshake timeout): "
+            + "; ".join(errors)
+        )
     raise TransportError("no transport of the fallback chain worked: " + "; ".join(errors))
