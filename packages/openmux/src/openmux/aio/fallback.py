@@ -56,15 +56,16 @@ async def connect(url: str, options: Options) -> Session:
     from . import _module  # late: the package imports us lazily
 
     per_attempt = float(options.extra.get("attempt_timeout", ATTEMPT_TIMEOUT))
-    total = options.extra.get("chain_timeout")
+    given = options.extra.get("chain_timeout")
+    total = None if given is None else float(given)
     loop = asyncio.get_running_loop()
-    deadline = None if total is None else loop.time() + float(total)
+    deadline = None if total is None else loop.time() + total
     errors: list[str] = []
     for candidate in chain(url, options):
         budget = per_attempt if deadline is None else min(per_attempt, deadline - loop.time())
         if budget <= 0:
             raise HandshakeTimeoutError(
-                f"no OpenMux session with {url} within {float(total):g} s (handshake timeout): "
+                f"no OpenMux session with {url} within {total:g} s (handshake timeout): "
                 + "; ".join(errors)
             )
         try:
@@ -92,7 +93,7 @@ async def connect(url: str, options: Options) -> Session:
         logger.info("fallback: %s failed", candidate)
     if deadline is not None and loop.time() >= deadline:
         raise HandshakeTimeoutError(
-            f"no OpenMux session with {url} within {float(total):g} s (handshake timeout): "
+            f"no OpenMux session with {url} within {total:g} s (handshake timeout): "
             + "; ".join(errors)
         )
     raise TransportError("no transport of the fallback chain worked: " + "; ".join(errors))
