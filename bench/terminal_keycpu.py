@@ -9,6 +9,10 @@ schedstat`, all threads) of `vroom term` and of vroomd over the keys,
 divided by their number; `ssh -tt`'s client for comparison (sshd forks a
 process per session, not measured).
 
+`BENCH_ASYNCIO=1` also measures `vroom term`'s asyncio driver
+(`VROOM_ASYNCIO=1`; the default for tcp:// and ws:// has no asyncio) in
+the same rounds, as `*_tcp_asyncio` / `*_ws_asyncio`.
+
 Run: .venv/bin/python bench/terminal_keycpu.py [keystrokes] [rounds]
 (medians over the rounds; a session over each transport first as warm-up:
 the first sessions a fresh vroomd serves cost it more, whichever the
@@ -17,15 +21,27 @@ transport; the order of the transports alternates from round to round)
 
 from __future__ import annotations
 
+import os
 import statistics
 import sys
 from pathlib import Path
+from typing import Any
 
 from _terminal import ECHO_REMOTE, VROOM, OnPty, emit, one_key, ready, servers
 
 KEYS = int(sys.argv[1]) if len(sys.argv) > 1 else 1500
 ROUNDS = int(sys.argv[2]) if len(sys.argv) > 2 else 3
 REMOTE = ECHO_REMOTE
+PATHS = ["tcp", "ws"] + (["tcp_asyncio", "ws_asyncio"] if os.environ.get("BENCH_ASYNCIO") else [])
+
+
+def client(vroomd: Any, path: str) -> OnPty:
+    scheme, _, driver = path.partition("_")
+    env = vroomd.env()
+    env.pop("VROOM_ASYNCIO", None)
+    if driver:
+        env["VROOM_ASYNCIO"] = "1"
+    return OnPty([VROOM, "term", "-t", vroomd.url(scheme), "--", REMOTE], env)
 
 
 def cpu_ns(pid: int) -> int:
@@ -59,21 +75,19 @@ def measure(child: OnPty, pids: list[int], count: int = KEYS) -> tuple[list[floa
 def main() -> None:
     results: dict[str, list[tuple[list[float], float]]] = {}
     with servers() as (vroomd, sshd):
-        for scheme in ("tcp", "ws"):  # warm-up, not counted
-            argv = [VROOM, "term", "-t", vroomd.url(scheme), "--", REMOTE]
-            child = OnPty(argv, vroomd.env())
+        for path in PATHS:  # warm-up, not counted
+            child = client(vroomd, path)
             measure(child, [child.proc.pid], 300)
         for round_ in range(ROUNDS):
-            for scheme in ("tcp", "ws") if round_ % 2 == 0 else ("ws", "tcp"):
-                argv = [VROOM, "term", "-t", vroomd.url(scheme), "--", REMOTE]
-                child = OnPty(argv, vroomd.env())
+            for scheme in PATHS if round_ % 2 == 0 else PATHS[::-1]:
+                child = client(vroomd, scheme)
                 results.setdefault(scheme, []).append(
                     measure(child, [child.proc.pid, vroomd.proc.pid])
                 )
             if sshd is not None:
                 child = OnPty(sshd.argv(REMOTE))
                 results.setdefault("ssh", []).append(measure(child, [child.proc.pid]))
-    for scheme in ("tcp", "ws"):
+    for scheme in PATHS:
         runs = results[scheme]
         emit(
             f"terminal_key_cpu_client_{scheme}",
