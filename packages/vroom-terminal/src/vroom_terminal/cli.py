@@ -4,10 +4,13 @@
     vroom term host -- make -j4                a command (EXEC), pipes stay byte-exact
     vroom term -t tcp://host:2222 -- htop      force an interactive PTY
 
-This is the asyncio client of the protocol (the state machine is the sans-IO
-`TerminalClient`); openmux.aio carries it over WebSocket, TCP, TLS or QUIC.
-Start-up is kept lean: heavy modules are imported only once the arguments
-are known, since the time to the first prompt byte is what a user feels.
+The protocol's state machine is the sans-IO `TerminalClient`; `TermCore`
+holds everything else a run does but the I/O loop. tcp:// and ws:// run
+on a `select.poll()` loop with no asyncio (`termloop`, on `openmux.polled`);
+TLS, QUIC, proxies and redirects on asyncio (`TermClient`, on openmux.aio);
+VROOM_ASYNCIO=1 forces the latter. Start-up is kept lean: heavy modules
+are imported only once the arguments are known, since the time to the
+first prompt byte is what a user feels.
 
 Exit status: the remote command's, 128+N when it died of signal N, 255 when
 vroom term itself failed (cannot connect, auth refused, PTY refused, server
