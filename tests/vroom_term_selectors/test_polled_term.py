@@ -387,3 +387,38 @@ def test_credit_bookkeeping_in_process(
     assert window.received == window.consumed == len(payload)
     assert window.consumed - window.acked < window.ack_every
     assert fast_taken[0] > 0
+
+
+@pytest.mark.parametrize("scheme", SCHEMES)
+def test_polled_client_keepalive_and_nodelay(vroomd: VroomdProcess, scheme: str) -> None:
+    """openmux.polled on its own: TCP_NODELAY set before the first byte, and
+    the core's keepalive timer driven by a poll loop (PING out, PONG back)."""
+    import _socket
+    import select
+    import time
+
+    from openmux import PongReceived
+    from openmux.polled import PolledClient
+
+    client = PolledClient(vroomd.url(scheme), timeout=10)
+    client.connect()
+    try:
+        assert client.sock is not None
+        assert client.sock.getsockopt(_socket.IPPROTO_TCP, _socket.TCP_NODELAY)
+        seen: list[object] = []
+        client.start(seen.extend)
+        timer = client.next_timer()  # the keepalive (vroomd's pingInterval, 30 s)
+        assert timer is not None
+        client.on_timer(timer)  # its moment (the core takes `now` as given): PING
+        poller = select.poll()
+        poller.register(client.fd, select.POLLIN)
+        deadline = time.monotonic() + 20
+        while not any(isinstance(e, PongReceived) for e in seen):
+            assert time.monotonic() < deadline, seen
+            if poller.poll(100):
+                client.on_readable()
+        assert not client.lost
+        assert client.next_timer() is not None
+    finally:
+        client.shutdown(2.0)
+    assert client.lost and client.sock is None
