@@ -61,6 +61,7 @@ makes the next one 16 times larger, up to READ_SIZE; a read under a
 sixteenth of a large size goes back to this."""
 _OPEN = State.OPEN
 os_read, os_write = os.read, os.write
+_monotonic = time.monotonic
 _POLLIN = select.POLLIN
 _POLLOUT = select.POLLOUT
 
@@ -323,7 +324,7 @@ class PolledClient:
         if self.ws:
             self._ws_data(data)
             return
-        events = self.connection.receive_fast(data, time.monotonic())
+        events = self.connection.receive_fast(data, _monotonic())
         if events is not None:  # (None: the fast handlers took it all)
             self._process(events)
 

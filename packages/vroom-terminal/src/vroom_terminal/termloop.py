@@ -137,6 +137,7 @@ class PolledTermClient(TermCore):
         if wake >= 0:
             register(wake, _IN)
         read, monotonic = os.read, time.monotonic
+        pollin, pollout, small, large = _IN, _OUT, SMALL_READ, READ_SIZE
         sock_out = False  # polling the socket for writing too
         stdin_on = False
         register(sock_fd, _IN)
@@ -164,7 +165,15 @@ class PolledTermClient(TermCore):
                     continue
                 ready = poll(left * 1000 + 1)
             for fd, events in ready:
-                if fd == stdin:
+                if fd == sock_fd:
+                    if events == pollin:  # the echo
+                        session.on_readable()
+                        continue
+                    if events & pollout:
+                        session.on_writable()
+                    if events & ~pollout:
+                        session.on_readable()
+                elif fd == stdin:
                     if not stdin_on or self.done:
                         continue
                     if events & _NVAL:
@@ -176,18 +185,15 @@ class PolledTermClient(TermCore):
                         continue
                     except OSError:
                         data = b""
-                    if len(data) == stdin_size:  # as openmux.polled's reads
-                        stdin_size = min(stdin_size << 4, READ_SIZE)
-                    elif stdin_size > SMALL_READ and len(data) < stdin_size >> 4:
-                        stdin_size = SMALL_READ
+                    size = len(data)
+                    if size == stdin_size:  # as openmux.polled's reads
+                        if stdin_size < large:
+                            stdin_size <<= 4
+                    elif stdin_size > small and size < stdin_size >> 4:
+                        stdin_size = small
                     fast = self._fast_input
-                    if not (data and fast is not None and fast(data)):
+                    if not (size and fast is not None and fast(data)):
                         self._send_input(data)
-                elif fd == sock_fd:
-                    if events & _OUT:
-                        session.on_writable()
-                    if events & ~_OUT:
-                        session.on_readable()
                 elif fd == wake:
                     self._on_wake()
             if session.lost and not self.done:
