@@ -65,6 +65,24 @@ def test_no_asyncio_is_imported(vroomd: VroomdProcess, scheme: str, tmp_path: Pa
     assert "openmux.aio" not in modules
 
 
+def test_a_proxy_in_the_environment_goes_to_asyncio(vroomd: VroomdProcess, tmp_path: Path) -> None:
+    """ws:// with a `*_proxy` variable set: websockets' client, on asyncio, decides."""
+    report = tmp_path / "modules"
+    code = (
+        "import sys\n"
+        "from vroom_terminal.cli import main\n"
+        f"code = main(['term', {vroomd.url('ws')!r}, '--', 'echo', 'proxied'])\n"
+        f"open({str(report)!r}, 'w').write(' '.join(sorted(sys.modules)))\n"
+        "sys.exit(code)\n"
+    )
+    env = vroom_env(vroomd, http_proxy="http://127.0.0.1:9", no_proxy="127.0.0.1")
+    result = subprocess.run([PYTHON, "-c", code], capture_output=True, timeout=60, env=env,
+                            stdin=subprocess.DEVNULL)  # fmt: skip
+    assert (result.returncode, result.stdout) == (0, b"proxied\n"), result.stderr
+    modules = report.read_text().split()
+    assert "asyncio" in modules and "vroom_terminal.termloop" not in modules
+
+
 def test_importtime_shows_no_asyncio(vroomd: VroomdProcess) -> None:
     result = subprocess.run(
         [PYTHON, "-X", "importtime", "-m", "vroom_terminal.cli", "term", vroomd.url("tcp"),
