@@ -142,6 +142,8 @@ class PolledTermClient(TermCore):
         stdin_on = False
         register(sock_fd, _IN)
         timer: float | None = None
+        timeout: float | None = None  # for poll(), in ms
+        clock = True  # compute `timeout` anew from the clock
         stdin_size = SMALL_READ
         while not self.done:
             if session.changed:
@@ -156,14 +158,23 @@ class PolledTermClient(TermCore):
                     else:
                         unregister(stdin)
                 timer = session.next_timer()
-            if timer is None:
-                ready = poll()
-            else:
+                clock = True
+            if clock and timer is not None:
+                # Not after the socket's fast reads: in OPEN they only move
+                # the keepalive later, so the last timeout still ends at or
+                # before it (an early wake-up asks the core again). After
+                # stdin, the clock: typing must not postpone the keepalive.
                 left = timer - monotonic()
                 if left <= 0:
                     session.on_timer(monotonic())
                     continue
-                ready = poll(left * 1000 + 1)
+                timeout = left * 1000 + 1
+            clock = False
+            ready = poll(timeout if timer is not None else None)
+            if not ready:
+                session.on_timer(monotonic())  # due, or early: it says again
+                clock = True
+                continue
             for fd, events in ready:
                 if fd == sock_fd:
                     if events == pollin:  # the echo
@@ -174,6 +185,7 @@ class PolledTermClient(TermCore):
                     if events & ~pollout:
                         session.on_readable()
                 elif fd == stdin:
+                    clock = True
                     if not stdin_on or self.done:
                         continue
                     if events & _NVAL:
@@ -196,6 +208,7 @@ class PolledTermClient(TermCore):
                         self._send_input(data)
                 elif fd == wake:
                     self._on_wake()
+                    clock = True
             if session.lost and not self.done:
                 self._fail_closed(1001, "")
 
