@@ -282,6 +282,8 @@ class Connection:
         self._unknown_reported: set[int] = set()
         # channel id -> (the Channel it was registered for, handler)
         self._fast: dict[int, tuple[Channel, FastHandler]] = {}
+        self._fast_limit = 0  # `_frame_limit()`, fixed once OPEN: taken by set_fast_handler
+        self._message_mode = mode == "message"
 
     # ------------------------------------------------------------------ I/O
 
@@ -455,6 +457,7 @@ class Connection:
             raise LocalProtocolError(
                 f"channel {channel_id} is not open", CloseCode.CHANNEL_NOT_FOUND
             )
+        self._fast_limit = self._frame_limit()  # negotiated: channels exist only from OPEN on
         self._fast[channel_id] = (channel, handler)
 
     def receive_fast(self, data: Buffer, now: float) -> list[Event] | None:
@@ -474,14 +477,14 @@ class Connection:
         """
         fast = self._fast
         if fast and type(data) is bytes and self.state is _OPEN and not self._reassembly:
-            if self.mode == "message":
+            if self._message_mode:
                 size = len(data) - HEADER_SIZE
                 if size >= 0 and not data[2] and not data[3]:
                     entry = fast.get(data[0])
                     if (
                         entry is not None
                         and size == (data[4] << 8) | data[5]
-                        and size <= self._frame_limit()
+                        and size <= self._fast_limit
                         and self.channels.get(data[0]) is entry[0]
                         and entry[1](data[1], data[HEADER_SIZE:])
                     ):
@@ -491,7 +494,7 @@ class Connection:
             reader = self._reader
             if reader.error is None and not reader._chunks and reader._head is None:
                 size = len(data)
-                limit = self._frame_limit()
+                limit = self._fast_limit
                 channels = self.channels
                 off = 0
                 while size - off >= HEADER_SIZE and self.state is _OPEN:
@@ -512,7 +515,7 @@ class Connection:
                     if off == size:
                         return None
                     data = data[off:]
-        if self.mode == "message":
+        if self._message_mode:
             return self.receive_message(data, now)
         return self.receive_data(data, now)
 
