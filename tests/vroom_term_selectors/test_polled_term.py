@@ -253,7 +253,7 @@ def test_wrong_token(vroomd: VroomdProcess, scheme: str) -> None:
     assert result.stderr == f"vroom: {vroomd.url(scheme)}: authentication refused\n".encode()
 
 
-@pytest.mark.parametrize("scheme", SCHEMES)
+@pytest.mark.parametrize("scheme", [*SCHEMES, "tls", "wss"])
 def test_connection_refused(scheme: str) -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -290,7 +290,7 @@ def silent_server() -> Iterator[int]:
     listener.close()
 
 
-@pytest.mark.parametrize("scheme", SCHEMES)
+@pytest.mark.parametrize("scheme", [*SCHEMES, "tls", "wss"])
 def test_handshake_timeout(silent_server: int, scheme: str) -> None:
     url = f"{scheme}://127.0.0.1:{silent_server}"
     result = subprocess.run(
@@ -440,3 +440,42 @@ def test_polled_client_keepalive_and_nodelay(vroomd: VroomdProcess, scheme: str)
     finally:
         client.shutdown(2.0)
     assert client.lost and client.sock is None
+
+
+# ------------------------------------------------------------------- TLS
+
+
+@pytest.fixture(scope="module")
+def secure(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[VroomdProcess, Path]]:
+    """vroomd on tls:// and wss:// with its self-signed certificate, found by
+    `vroom term` in vroomd's state dir (XDG_STATE_HOME), as the token."""
+    xdg = tmp_path_factory.mktemp("xdg")
+    proc = VroomdProcess(
+        ["--listen", "tls://127.0.0.1:0", "--listen", "wss://127.0.0.1:0"], xdg / "vroomd"
+    )
+    proc.wait_for("ready; connect with")
+    yield proc, xdg
+    proc.stop()
+
+
+@pytest.mark.parametrize("scheme", ["tls", "wss"])
+def test_tls_without_asyncio(secure: tuple[VroomdProcess, Path], scheme: str,
+                             tmp_path: Path) -> None:  # fmt: skip
+    proc, xdg = secure
+    env = {k: v for k, v in os.environ.items() if k not in ("VROOM_TOKEN", "VROOM_ASYNCIO")}
+    env["XDG_STATE_HOME"] = str(xdg)
+    report = tmp_path / "modules"
+    data = bytes(range(256)) * 256
+    code = (
+        "import sys\n"
+        "from vroom_terminal.cli import main\n"
+        f"code = main(['term', {proc.url(scheme)!r}, '--', 'cat; exit 7'])\n"
+        f"open({str(report)!r}, 'w').write(' '.join(sorted(sys.modules)))\n"
+        "sys.exit(code)\n"
+    )
+    result = subprocess.run([PYTHON, "-c", code], input=data, capture_output=True,
+                            timeout=60, env=env)  # fmt: skip
+    assert result.returncode == 7, result.stderr
+    assert result.stdout == data
+    modules = report.read_text().split()
+    assert "vroom_terminal.termloop" in modules and "asyncio" not in modules

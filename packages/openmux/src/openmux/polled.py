@@ -19,8 +19,10 @@ True from `write_limit` pending bytes until they drain to a quarter of it,
 and the caller then stops producing (reading its own input). `shutdown()`
 ends it: CLOSE, the peer's answer (at most `close_timeout`), the socket.
 
-Only tcp:// and ws:// (no TLS, no proxy, no redirect): `connect()` raises
-`HandOver` when the upgrade redirects, and the caller uses `openmux.aio`.
+tcp://, ws://, and over TLS tls:// and wss:// (`ssl_context`; TLS runs on
+memory BIOs, so the loop and the write buffer are the same). No proxy, no
+redirect: `connect()` raises `HandOver` when the upgrade redirects, and the
+caller uses `openmux.aio`.
 Errors are `openmux.connect_errors`' (as `openmux.aio.connect()` raises
 them) or `OSError`.
 """
@@ -32,6 +34,7 @@ import os
 import select
 import time
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from . import websocket as ws
 from .channels import ChannelSpec
@@ -47,8 +50,8 @@ from .websocket import mask_key
 FastHandler = Callable[[int, bytes], bool]
 """`handler(type, payload)`: True if it took the message, False: the general path."""
 
-SCHEMES = ("tcp", "ws")
-DEFAULT_PORTS = {"tcp": 2222, "ws": 80}
+SCHEMES = ("tcp", "ws", "tls", "wss")
+DEFAULT_PORTS = {"tcp": 2222, "ws": 80, "tls": 2222, "wss": 443}
 DEFAULT_PATH = "/omux"
 READ_SIZE = 64 * 1024
 """Largest read: under glibc's mmap threshold (128 KiB); a `read` of 256 KiB
@@ -108,13 +111,21 @@ class PolledClient:
         max_message_size: int = 65535,
         max_reassembly: int = 16 * 1024 * 1024,
         write_limit: int = 256 * 1024,
+        ssl_context: Any = None,
     ) -> None:
         scheme = url.split("://", 1)[0].lower()
         if scheme not in SCHEMES:
             raise ValueError(f"openmux.polled speaks {', '.join(SCHEMES)}, not {scheme!r}")
         self.url = url
         self.timeout = timeout
-        self.ws = scheme == "ws"
+        self.scheme = scheme
+        self.ws = scheme in ("ws", "wss")
+        self.ssl_context = ssl_context
+        """tls://, wss://: an `ssl.SSLContext` (default: the system's CAs)."""
+        self._tls: Any = None  # ssl.SSLObject on memory BIOs, once connected
+        self._tls_in: Any = None
+        self._tls_out: Any = None
+        self._tls_eof = False
         self.connection = Connection(
             Config(
                 is_client=True,
@@ -159,7 +170,7 @@ class PolledClient:
         deadline = time.monotonic() + self.timeout
         parts = split_url(self.url)
         host = parts.host or "127.0.0.1"
-        port = parts.port if parts.port is not None else DEFAULT_PORTS["ws" if self.ws else "tcp"]
+        port = parts.port if parts.port is not None else DEFAULT_PORTS[self.scheme]
         try:
             sock = _create_connection(host, port, self.timeout)
         except TimeoutError:
@@ -171,6 +182,8 @@ class PolledClient:
                 sock.setsockopt(_socket.IPPROTO_TCP, _socket.TCP_NODELAY, 1)
                 sock.setsockopt(_socket.SOL_SOCKET, _socket.SO_KEEPALIVE, 1)
             sock.setblocking(False)
+            if self.scheme in ("tls", "wss"):
+                self._tls_handshake(host, deadline)
             if self.ws:
                 self._upgrade(deadline)
             conn = self.connection
@@ -209,6 +222,68 @@ class PolledClient:
                     self.on_writable()
                 if mask & ~_POLLOUT:
                     return True
+
+    def _tls_handshake(self, host: str, deadline: float) -> None:
+        """TLS on memory BIOs (sans-IO, as the rest): the socket stays ours,
+        ciphertext in `pending`, the same poll loop."""
+        import ssl
+
+        context = self.ssl_context or ssl.create_default_context()
+        self._tls_in, self._tls_out = ssl.MemoryBIO(), ssl.MemoryBIO()
+        self._tls = context.wrap_bio(self._tls_in, self._tls_out, server_hostname=host)
+        while True:
+            try:
+                self._tls.do_handshake()
+                break
+            except ssl.SSLWantReadError:
+                self._raw_write(self._tls_out.read())
+                if not self._wait(deadline):
+                    raise self._timeout() from None
+                raw = self._raw_recv(READ_SIZE)
+                if raw is None:
+                    continue
+                if not raw:
+                    raise TransportError("connection closed during the TLS handshake") from None
+                self._tls_in.write(raw)
+        self._raw_write(self._tls_out.read())
+
+    def _tls_data(self, raw: bytes) -> None:
+        plain = self._decrypt(raw)
+        if plain:
+            if self.ws:
+                self._ws_data(plain)
+            else:
+                events = self.connection.receive_fast(plain, _monotonic())
+                if events is not None:
+                    self._process(events)
+        if self._tls_eof:
+            self._lost()
+
+    def _decrypt(self, raw: bytes) -> bytes | None:
+        """Plaintext of what arrived (None: no whole record yet, or the
+        end); `_tls_eof` set at the TLS close or on a TLS error (the
+        session then ends as on EOF)."""
+        import ssl
+
+        self._tls_in.write(raw)
+        chunks = []
+        ended = False
+        while True:
+            try:
+                chunk = self._tls.read(READ_SIZE)
+            except ssl.SSLWantReadError:
+                break
+            except ssl.SSLError:
+                ended = True
+                break
+            if not chunk:
+                ended = True
+                break
+            chunks.append(chunk)
+        if self._tls_out.pending:  # post-handshake messages (TLS 1.3 key update)
+            self._raw_write(self._tls_out.read())
+        self._tls_eof = ended
+        return b"".join(chunks) if chunks else None
 
     def _upgrade(self, deadline: float) -> None:
         assert self.sock is not None
@@ -273,7 +348,7 @@ class PolledClient:
                 frame = bytes((0x82, 0x80 | size)) + key + ws.mask(frame, key)
             else:
                 frame = ws.encode_frame(ws.BINARY, frame)
-        if self.pending or self.lost:
+        if self.pending or self.lost or self._tls is not None:
             self.write(frame)
             return True
         try:  # `write`, inline: a keystroke
@@ -292,10 +367,16 @@ class PolledClient:
     # ------------------------------------------------------------ reading
 
     def _recv(self) -> bytes | None:
-        """What the socket has; b"" at its end, None if nothing now."""
-        assert self.sock is not None
+        """What the socket has (plaintext); b"" at its end, None if nothing now."""
+        raw = self._raw_recv(ws.MAX_HEAD)
+        if raw and self._tls is not None:
+            plain = self._decrypt(raw)
+            return b"" if plain is None and self._tls_eof else plain
+        return raw
+
+    def _raw_recv(self, size: int) -> bytes | None:
         try:
-            return self.sock.recv(ws.MAX_HEAD)
+            return os_read(self.fd, size)
         except (BlockingIOError, InterruptedError):
             return None
         except OSError:
@@ -321,6 +402,9 @@ class PolledClient:
             return
         elif want > SMALL_READ and size < want >> 4:
             self._read_size = SMALL_READ
+        if self._tls is not None:
+            self._tls_data(data)
+            return
         if self.ws:
             self._ws_data(data)
             return
@@ -421,6 +505,14 @@ class PolledClient:
         """Send now what the kernel takes; keep the rest in `pending`, in order."""
         if self.lost or self.sock is None:
             return
+        if self._tls is not None:
+            self._tls.write(data)
+            data = self._tls_out.read()
+        self._raw_write(data)
+
+    def _raw_write(self, data: bytes) -> None:
+        if self.lost or self.sock is None or not data:
+            return
         if self.pending:
             self.pending += data
         else:
@@ -499,6 +591,13 @@ class PolledClient:
         if self.ws and not self.lost:
             going_away = conn.close_code == CloseCode.GOING_AWAY
             self._ws_close(1001 if going_away else 1000)
+            self._drain(deadline)
+        if self._tls is not None and not self.lost:
+            try:
+                self._tls.unwrap()  # close_notify
+            except Exception:  # SSLWantReadError: the peer's close_notify need not come
+                pass
+            self._raw_write(self._tls_out.read())
             self._drain(deadline)
         self.abort()
 

@@ -5,9 +5,10 @@
     vroom term -t tcp://host:2222 -- htop      force an interactive PTY
 
 The protocol's state machine is the sans-IO `TerminalClient`; `TermCore`
-holds everything else a run does but the I/O loop. tcp:// and ws:// run
-on a `select.poll()` loop with no asyncio (`termloop`, on `openmux.polled`);
-TLS, QUIC, proxies and redirects on asyncio (`TermClient`, on openmux.aio);
+holds everything else a run does but the I/O loop. tcp://, ws://, tls://
+and wss:// run on a `select.poll()` loop with no asyncio (`termloop`, on
+`openmux.polled`); QUIC, proxies and redirects on asyncio (`TermClient`,
+on openmux.aio);
 VROOM_ASYNCIO=1 forces the latter. Start-up is kept lean: heavy modules
 are imported only once the arguments are known, since the time to the
 first prompt byte is what a user feels.
@@ -341,7 +342,7 @@ class TermCore:
     answers, the fast paths, local input and output, the exit status.
 
     A driver (`TermClient`: asyncio, any transport; `PolledTermClient`:
-    poll(), tcp:// and ws://) connects, calls `_begin(session)`, feeds it
+    poll(), tcp://, ws://, tls://, wss://) connects, calls `_begin(session)`, feeds it
     core events through `_handle_events`, runs until `_finish` and returns
     `_result()`. `session` is an `openmux.aio.Session` or an
     `openmux.polled.PolledClient`: both have `connection`, `flush()`,
@@ -381,6 +382,15 @@ class TermCore:
         self._processing = False
         self._output_type: type | None = None
         self._fast_input: Callable[[bytes], bool] | None = None
+
+    def _cafile(self) -> str | None:
+        """The certificate to trust for tls://, wss://, quic://: --cacert, else
+        (for a vroomd on this machine) vroomd's own; None: the system's CAs."""
+        if self.cacert is None and _host_of(self.url) in LOOPBACK:
+            candidate = os.path.join(_vroomd_state_dir(), "cert.pem")
+            if os.path.exists(candidate):
+                return candidate
+        return self.cacert
 
     # -- driver hooks
 
@@ -678,11 +688,7 @@ class TermClient(TermCore):
             "ws_client": "builtin",
         }
         scheme = self.url.split("://", 1)[0].lower()
-        cafile = self.cacert
-        if cafile is None and _host_of(self.url) in LOOPBACK:
-            candidate = os.path.join(_vroomd_state_dir(), "cert.pem")
-            if os.path.exists(candidate):
-                cafile = candidate
+        cafile = self._cafile()
         if scheme in ("tls", "wss") and cafile is not None:
             import ssl
 
@@ -802,12 +808,13 @@ class TermClient(TermCore):
 
 
 def polled_transport(url: str) -> bool:
-    """Whether `openmux.polled` (no asyncio) can carry this session: tcp://
-    and ws:// with no proxy in the environment, unless VROOM_ASYNCIO is set."""
+    """Whether `openmux.polled` (no asyncio) can carry this session: tcp://,
+    tls://, ws:// and wss:// with no proxy in the environment, unless
+    VROOM_ASYNCIO is set."""
     scheme = url.split("://", 1)[0].lower()
-    if scheme not in ("tcp", "ws") or os.environ.get("VROOM_ASYNCIO"):
+    if scheme not in ("tcp", "tls", "ws", "wss") or os.environ.get("VROOM_ASYNCIO"):
         return False
-    if scheme == "ws":
+    if scheme in ("ws", "wss"):
         from openmux.websocket import proxy_configured
 
         return not proxy_configured()

@@ -1,5 +1,5 @@
 """`vroom term` without asyncio: one poll() loop over stdin, the socket and
-the signals, on `openmux.polled` (tcp:// and ws://).
+the signals, on `openmux.polled` (tcp://, ws://, tls://, wss://).
 
 Why: importing asyncio (and ssl, subprocess, concurrent.futures, inspect,
 which it drags in) was ~40 ms of a start that should feel instant, and an
@@ -56,10 +56,17 @@ class PolledTermClient(TermCore):
         `openmux.polled.HandOver` (before anything was done: use asyncio)."""
         from openmux.polled import HandOver, PolledClient
 
-        session = PolledClient(self.url, timeout=self.timeout, ping_interval=30.0)
+        session: PolledClient | None = None
         restore = self._install_signals()
         try:
             try:
+                ssl_context = None
+                if self.url.split("://", 1)[0].lower() in ("tls", "wss"):
+                    import ssl
+
+                    ssl_context = ssl.create_default_context(cafile=self._cafile())
+                session = PolledClient(self.url, timeout=self.timeout, ping_interval=30.0,
+                                       ssl_context=ssl_context)  # fmt: skip
                 session.connect()
             except (HandOver, Failure):
                 raise
@@ -75,9 +82,9 @@ class PolledTermClient(TermCore):
         finally:
             self._stop_stdin()
             try:
-                if self._connected:
+                if session is not None and self._connected:
                     session.shutdown(2.0)
-                else:
+                elif session is not None:
                     session.abort()
             finally:
                 restore()
