@@ -62,12 +62,14 @@ DEFAULT_OFFER = CapabilityOffer()
 """What a client offers when told nothing: no terminal features, a 1 MiB window."""
 
 
-_OUTPUT_STATES = frozenset(
+_OUTPUT_STATES = tuple(
     state
     for (state, kind), name in CLIENT_PTY_TABLE.items()
     if kind is PtyType.DATA and name == "output"
 )
-"""States where DATA on the pty channel is output (`handle_event`'s shortcut)."""
+"""States where DATA on the pty channel is output (`handle_event`'s shortcut);
+a tuple, not a set: `in` compares by identity, where a set would call
+Enum's Python-level `__hash__`."""
 _DATA = int(PtyType.DATA)
 _MessageReceived = openmux.MessageReceived
 _PTY = Role.PTY
