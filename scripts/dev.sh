@@ -76,9 +76,13 @@ case "$cmd" in
     # pytest's 5 = "no tests collected": that is a failure for us, not a pass.
     [ $rc -eq 0 ] || exit $rc
     if [ $# -eq 0 ]; then
+      # The gate is the sans-IO core's: not its I/O drivers (openmux.aio, and
+      # openmux.polled, vroom term's poll loop, whose tests run it in
+      # subprocesses that coverage does not follow), nor the demo.
       log "coverage gate: the sans-IO openmux core must stay at or above 95 % of lines"
       "$VENV/bin/python" -m coverage report --fail-under=95 \
-        --include='*/openmux/src/openmux/*' --omit='*/openmux/aio/*,*/openmux/demo.py' \
+        --include='*/openmux/src/openmux/*' \
+        --omit='*/openmux/aio/*,*/openmux/polled.py,*/openmux/demo.py' \
         | tail -n 3
     fi
     ;;
