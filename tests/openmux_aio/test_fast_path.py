@@ -12,6 +12,7 @@ import inspect
 import os
 import random
 import struct
+from typing import Literal
 
 import openmux.aio as aio
 import pytest
@@ -406,12 +407,14 @@ def _messages(draw: st.DrawFn) -> list[bytes]:
     return [_frame_piece(draw) for _ in range(draw(st.integers(1, 12)))]
 
 
-async def _run_server(
-    data: bytes, cuts: list[int], fast: bool, messages: list[bytes] | None = None
-) -> tuple[object, ...]:
+def _logging_server(
+    mode: Literal["stream", "message"], fast: bool, *, batch_hello: bool = False
+) -> tuple[aio.Session, _MemorySink, list[tuple[str, int, bytes]]]:
+    """A server session past its handshake with a client that asked for the
+    FAST and OTHER channels, whose messages it logs (from a tap, and from a
+    fast handler on FAST if `fast`), and the sink that holds what it sent."""
     from openmux import ChannelSpec, Config, Connection
 
-    mode = "stream" if messages is None else "message"
     client = Connection(
         Config(is_client=True, channels=[ChannelSpec(FAST), ChannelSpec(OTHER)],
                max_message_size=1024),
@@ -421,8 +424,10 @@ async def _run_server(
     session = aio.Session(aio.Options(max_message_size=1024), is_client=False, mode=mode)
     sink = _MemorySink()
     session.connection_made(sink)
-    if messages is None:
+    if mode == "stream":
         session.data_received(client.data_to_send())
+    elif batch_hello:
+        session.messages_received(client.messages_to_send())
     else:
         for hello in client.messages_to_send():
             session.message_received(hello)
@@ -447,12 +452,20 @@ async def _run_server(
             return True
 
         session.set_fast_handler(1, handler)
+    return session, sink, log
+
+
+async def _run_server(
+    data: bytes, cuts: list[int], fast: bool, messages: list[bytes] | None = None
+) -> tuple[object, ...]:
+    session, sink, log = _logging_server("stream" if messages is None else "message", fast)
     if messages is None:
         for start, end in zip([0, *cuts], [*cuts, len(data)], strict=True):
             session.data_received(data[start:end])
     else:
         for message in messages:
             session.message_received(message)
+    conn = session.connection
     return log, b"".join(sink.out), sink.closed, session.close_code, conn.state
 
 

@@ -16,9 +16,9 @@ import openmux.aio as aio
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from openmux import ChannelSpec, Config, Connection, Event, MessageReceived, encode_frame
+from openmux import Event, MessageReceived, encode_frame
 
-from .test_fast_path import FAST, OTHER, PATIENCE, Recorder, _MemorySink, _messages
+from .test_fast_path import FAST, OTHER, PATIENCE, Recorder, _logging_server, _messages
 
 try:
     from websockets.speedups import apply_mask
@@ -29,44 +29,14 @@ pytestmark = pytest.mark.timeout(120)
 
 
 async def _run(messages: list[bytes], cuts: list[int], fast: bool, batched: bool) -> object:
-    client = Connection(
-        Config(is_client=True, channels=[ChannelSpec(FAST), ChannelSpec(OTHER)],
-               max_message_size=1024),
-        mode="message",
-    )  # fmt: skip
-    client.initiate(0.0)
-    session = aio.Session(aio.Options(max_message_size=1024), is_client=False, mode="message")
-    sink = _MemorySink()
-    session.connection_made(sink)
-    session.messages_received(client.messages_to_send())
-    log: list[tuple[str, int, bytes]] = []
-    conn = session.connection
-
-    def tap(events: list[Event]) -> list[Event]:
-        for event in events:
-            if type(event) is MessageReceived and event.channel_id in conn.channels:
-                log.append((conn.channels[event.channel_id].name, event.type, bytes(event.data)))
-        return [e for e in events if type(e) is not MessageReceived]
-
-    session.add_event_tap(tap)
-    for channel in list(conn.channels.values()):
-        session.detach_channel(channel.id)
-    if fast:
-
-        def handler(type_: int, payload: bytes) -> bool:
-            if type_:
-                return False
-            log.append((FAST, type_, payload))
-            return True
-
-        session.set_fast_handler(1, handler)
+    session, sink, log = _logging_server("message", fast, batch_hello=True)
     if batched:
         for a, b in itertools.pairwise([0, *cuts, len(messages)]):
             session.messages_received(messages[a:b])
     else:
         for message in messages:
             session.message_received(message)
-    return log, b"".join(sink.out), sink.closed, session.close_code, conn.state
+    return log, b"".join(sink.out), sink.closed, session.close_code, session.connection.state
 
 
 def _ws_frame(payload: bytes, masked: bool = True, opcode: int = 2) -> bytes:
