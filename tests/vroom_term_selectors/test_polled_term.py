@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pexpect
 import pytest
-from vterm_support import VROOM, VroomdProcess
+from vterm_support import VROOM, CatPipes, VroomdProcess, count_fast_bytes
 
 SCHEMES = ["tcp", "ws"]
 PROMPT = r"[#$] $"
@@ -350,60 +350,18 @@ def test_credit_bookkeeping_in_process(
     """The driver in this process, on pipes: 3 MiB in small writes through a
     raw `cat`; every byte back in order, the credit agrees with what arrived,
     part of it through the fast path."""
-    import random
-
     from openmux.polled import PolledClient
     from vroom_terminal.termloop import PolledTermClient
 
-    fast_taken = [0]
-    original = PolledClient.set_fast_handler
-
-    def counting(self: PolledClient, channel_id: int, handler: object) -> None:
-        def counted(type_: int, data: bytes) -> bool:
-            took: bool = handler(type_, data)  # type: ignore[operator]
-            fast_taken[0] += len(data) if took else 0
-            return took
-
-        original(self, channel_id, counted)
-
-    monkeypatch.setattr(PolledClient, "set_fast_handler", counting)
-    in_read, in_write = os.pipe()
-    out_read, out_write = os.pipe()
-    rng = random.Random(f"polled-{scheme}")
-    payload = rng.randbytes(3 * 1024 * 1024)
-    received = bytearray()
-
-    def feed() -> None:
-        pos = 0
-        while pos < len(payload):
-            pos += os.write(in_write, payload[pos : pos + rng.randint(1, 4096)])
-        os.close(in_write)
-
-    def drain() -> None:
-        while chunk := os.read(out_read, 65536):
-            received.extend(chunk)
-
-    client = PolledTermClient(
-        vroomd.url(scheme), token=vroomd.token, command=["cat"], interactive=False,
-        env={}, stdin=in_read, stdout=out_write,
-    )  # fmt: skip
-    threads = [threading.Thread(target=feed), threading.Thread(target=drain)]
-    for thread in threads:
-        thread.start()
-    try:
+    fast_taken = count_fast_bytes(monkeypatch, PolledClient)
+    with CatPipes(f"polled-{scheme}") as pipes:
+        client = PolledTermClient(
+            vroomd.url(scheme), token=vroomd.token, command=["cat"], interactive=False,
+            env={}, stdin=pipes.stdin, stdout=pipes.stdout,
+        )  # fmt: skip
         code = client.run()
-    finally:
-        os.close(out_write)
-        for thread in threads:
-            thread.join(30)
-        os.close(in_read)
-        os.close(out_read)
     assert code == 0
-    assert bytes(received) == payload
-    assert client.client is not None
-    window = client.client.sessions[""].ack_window
-    assert window.received == window.consumed == len(payload)
-    assert window.consumed - window.acked < window.ack_every
+    pipes.check(client)
     assert fast_taken[0] > 0
 
 

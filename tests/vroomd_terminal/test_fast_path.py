@@ -18,7 +18,7 @@ import threading
 import time
 
 import pytest
-from vterm_support import VROOM, VroomdProcess
+from vterm_support import VROOM, CatPipes, VroomdProcess, count_fast_bytes
 
 SCHEMES = ["ws", "tcp"]
 REMOTE = "stty raw -echo; echo READY; exec cat"
@@ -126,56 +126,15 @@ async def test_credit_after_many_fast_frames(
     import openmux.aio
     from vroom_terminal.cli import TermClient
 
-    fast_taken = [0]  # bytes
-    original = openmux.aio.Session.set_fast_handler
-
-    def counting(self: openmux.aio.Session, channel_id: int, handler: object) -> None:
-        def counted(type_: int, data: bytes) -> bool:
-            took: bool = handler(type_, data)  # type: ignore[operator]
-            fast_taken[0] += len(data) if took else 0
-            return took
-
-        original(self, channel_id, counted if handler is not None else None)
-
-    monkeypatch.setattr(openmux.aio.Session, "set_fast_handler", counting)
-    in_read, in_write = os.pipe()
-    out_read, out_write = os.pipe()
-    os.set_blocking(in_read, False)
-    rng = random.Random(f"credit-{scheme}")
-    payload = rng.randbytes(3 * 1024 * 1024)
-    received = bytearray()
-
-    def feed() -> None:
-        pos = 0
-        while pos < len(payload):
-            pos += os.write(in_write, payload[pos : pos + rng.randint(1, 4096)])
-        os.close(in_write)
-
-    def drain() -> None:
-        while chunk := os.read(out_read, 65536):
-            received.extend(chunk)
-
-    client = TermClient(
-        vroomd.url(scheme), token=vroomd.token, command=["cat"], interactive=False,
-        env={}, stdin=in_read, stdout=out_write,
-    )  # fmt: skip
-    threads = [threading.Thread(target=feed), threading.Thread(target=drain)]
-    for thread in threads:
-        thread.start()
-    try:
+    fast_taken = count_fast_bytes(monkeypatch, openmux.aio.Session)
+    with CatPipes(f"credit-{scheme}", nonblocking_stdin=True) as pipes:
+        client = TermClient(
+            vroomd.url(scheme), token=vroomd.token, command=["cat"], interactive=False,
+            env={}, stdin=pipes.stdin, stdout=pipes.stdout,
+        )  # fmt: skip
         code = await asyncio.wait_for(client.run(), 90)
-    finally:
-        os.close(out_write)
-        for thread in threads:
-            thread.join(30)
-        os.close(in_read)
-        os.close(out_read)
     assert code == 0
-    assert bytes(received) == payload
-    assert client.client is not None
-    window = client.client.sessions[""].ack_window
-    assert window.received == window.consumed == len(payload)
-    assert window.consumed - window.acked < window.ack_every
+    pipes.check(client)
     # Some came the fast way (how much depends on how TCP cuts the frames:
     # a read ending inside a frame sends the next ones the general way).
     assert fast_taken[0] > 0

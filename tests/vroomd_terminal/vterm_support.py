@@ -9,6 +9,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 VENV_BIN = Path(sys.executable).parent
 VROOMD = str(VENV_BIN / "vroomd")
@@ -241,3 +242,74 @@ class ApiClient:
 
     async def close(self) -> None:
         await self.session.close()  # type: ignore[attr-defined]
+
+
+def count_fast_bytes(monkeypatch: Any, owner: type) -> list[int]:
+    """Wrap `owner.set_fast_handler` so that the bytes its handlers take are
+    counted in the returned one-element list."""
+    taken = [0]
+    original = owner.set_fast_handler  # type: ignore[attr-defined]
+
+    def counting(self: object, channel_id: int, handler: Any) -> None:
+        def counted(type_: int, data: bytes) -> bool:
+            took: bool = handler(type_, data)
+            taken[0] += len(data) if took else 0
+            return took
+
+        original(self, channel_id, counted if handler is not None else None)
+
+    monkeypatch.setattr(owner, "set_fast_handler", counting)
+    return taken
+
+
+class CatPipes:
+    """3 MiB of random bytes, written in small pieces into a pipe that a
+    `vroom term` client in this process reads as its stdin; its stdout, a
+    pipe drained by a thread. `with CatPipes(seed) as pipes:` runs the
+    feeding and draining threads around the client's run; `check(client)`
+    then asserts every byte came back in order and the client's credit
+    bookkeeping agrees with what arrived."""
+
+    def __init__(self, seed: str, *, nonblocking_stdin: bool = False) -> None:
+        import random
+
+        self.stdin, self._in_write = os.pipe()
+        self._out_read, self.stdout = os.pipe()
+        if nonblocking_stdin:
+            os.set_blocking(self.stdin, False)
+        self._rng = random.Random(seed)
+        self.payload = self._rng.randbytes(3 * 1024 * 1024)
+        self.received = bytearray()
+        self._threads = [
+            threading.Thread(target=self._feed),
+            threading.Thread(target=self._drain),
+        ]
+
+    def _feed(self) -> None:
+        pos, payload = 0, self.payload
+        while pos < len(payload):
+            pos += os.write(self._in_write, payload[pos : pos + self._rng.randint(1, 4096)])
+        os.close(self._in_write)
+
+    def _drain(self) -> None:
+        while chunk := os.read(self._out_read, 65536):
+            self.received.extend(chunk)
+
+    def __enter__(self) -> CatPipes:
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        os.close(self.stdout)
+        for thread in self._threads:
+            thread.join(30)
+        os.close(self.stdin)
+        os.close(self._out_read)
+
+    def check(self, client: Any) -> None:
+        assert bytes(self.received) == self.payload
+        assert client.client is not None
+        window = client.client.sessions[""].ack_window
+        assert window.received == window.consumed == len(self.payload)
+        assert window.consumed - window.acked < window.ack_every
