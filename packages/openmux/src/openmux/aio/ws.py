@@ -48,7 +48,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 from collections.abc import Callable, Sequence
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any, cast
@@ -67,6 +66,7 @@ from websockets.protocol import State as WSState
 from websockets.streams import StreamReader
 
 from ..codes import HEADER_SIZE, CloseCode
+from ..websocket import encode_frame
 from . import _http
 from ._urls import netloc, split
 from .errors import HandshakeError, TransportError
@@ -125,15 +125,7 @@ class WebSocketSink:
             return
         for frame in frames:
             ws.protocol.send_binary(frame)
-        try:
-            ws.send_data()
-        except Exception as exc:  # the transport broke under us
-            logger.debug("websocket write failed: %r", exc)
-            ws.transport.abort()
-            return
-        if ws.paused and self._drain_task is None:
-            self.session.pause_writing()
-            self._drain_task = asyncio.get_running_loop().create_task(self._drain())
+        self._write(ws.send_data)
 
     def write_frame(self, frame: bytes) -> None:
         """One small message framed here, not by websockets (`Session.send_now`):
@@ -151,14 +143,14 @@ class WebSocketSink:
             else:
                 data = bytes((0x82, 126, size >> 8, size & 0xFF)) + frame
         else:
-            key = os.urandom(4)
-            if size < 126:
-                data = bytes((0x82, 0x80 | size)) + key + apply_mask(frame, key)
-            else:
-                head = bytes((0x82, 0xFE, size >> 8, size & 0xFF))
-                data = head + key + apply_mask(frame, key)
+            data = encode_frame(0x2, frame)
+        self._write(ws.transport.write, data)
+
+    def _write(self, write: Callable[..., object], *data: bytes) -> None:
+        """`write(*data)`, then pause the session while websockets' buffer is full."""
+        ws = self.ws
         try:
-            ws.transport.write(data)
+            write(*data)
         except Exception as exc:  # the transport broke under us
             logger.debug("websocket write failed: %r", exc)
             ws.transport.abort()
