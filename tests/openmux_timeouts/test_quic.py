@@ -18,14 +18,13 @@ from typing import Any
 import openmux.aio as aio
 import pytest
 from aioquic.asyncio.client import connect as quic_connect
-from aioquic.asyncio.protocol import QuicConnectionProtocol
 from aioquic.asyncio.server import serve as quic_serve
 from aioquic.quic.configuration import QuicConfiguration
 from aioquic.quic.connection import QuicConnection
-from aioquic.quic.events import ConnectionTerminated, QuicEvent, StreamDataReceived
-from openmux import CloseCode, ControlType, FrameReader, encode_frame
+from openmux import CloseCode, ControlType, encode_frame
 from openmux.aio import quic
 from openmux.testing import echo_handler
+from openmux_quic.raw import RawPeer
 
 from .test_server import QUICK, Handler
 
@@ -57,46 +56,18 @@ def client_config(cert: tuple[str, str], idle: float | None = None) -> QuicConfi
     return config
 
 
-class Peer(QuicConnectionProtocol):
+class Peer(RawPeer):
     """A bare aioquic endpoint that speaks OpenMux by hand and never PINGs."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.streams: dict[int, bytearray] = {}
-        self.terminated: ConnectionTerminated | None = None
-        self._changed = asyncio.Event()
-
-    def quic_event_received(self, event: QuicEvent) -> None:
-        if isinstance(event, StreamDataReceived):
-            self.streams.setdefault(event.stream_id, bytearray()).extend(event.data)
-        elif isinstance(event, ConnectionTerminated):
-            self.terminated = event
-        self._changed.set()
-
-    def send(self, stream_id: int, data: bytes) -> None:
-        self._quic.send_stream_data(stream_id, data)
-        self.transmit()
-
-    def frames(self, type_: int) -> list[bytes]:
-        """Payloads of the control messages of this type received so far."""
-        frames = FrameReader(0).feed(bytes(self.streams.get(0, b"")))
-        return [f[3] for f in frames if f[0] == 0 and f[1] == type_]
-
-    def control(self, type_: int) -> list[dict[str, Any]]:
-        return [json.loads(payload) for payload in self.frames(type_)]
-
-    async def wait_for(self, predicate: Callable[[], Any]) -> Any:
-        async with asyncio.timeout(PATIENCE):
-            while not (result := predicate()):
-                self._changed.clear()
-                await self._changed.wait()
-        return result
 
     async def ping_pong(self) -> None:
         """An OpenMux PING on the control stream is answered: the session is alive."""
-        before = len(self.frames(ControlType.PONG))
+
+        def pongs() -> int:  # binary payloads: not `control()`'s JSON
+            return sum(1 for f in self.frames(0) if f[0] == 0 and f[1] == ControlType.PONG)
+
+        before = pongs()
         self.send(0, encode_frame(0, ControlType.PING, b"\0\0\0\7"))
-        await self.wait_for(lambda: len(self.frames(ControlType.PONG)) > before)
+        await self.wait_for(lambda: pongs() > before)
 
 
 def frame(type_: int, **body: Any) -> bytes:
@@ -221,8 +192,10 @@ async def test_idle_session_outlives_the_quic_idle_timeout(cert: tuple[str, str]
         assert session.close_code == CloseCode.NORMAL
 
 
-async def test_server_keeps_a_silent_quic_client(cert: tuple[str, str]) -> None:
-    recorder = Recorder()
+@asynccontextmanager
+async def welcomed_peer(cert: tuple[str, str], recorder: Recorder) -> AsyncIterator[Peer]:
+    """A server with `ping_interval=0` and QUIC idle timeout IDLE, and a raw
+    peer past HELLO/WELCOME that asked for no keepalive either."""
     async with (
         await aio.serve(
             recorder,
@@ -234,6 +207,12 @@ async def test_server_keeps_a_silent_quic_client(cert: tuple[str, str]) -> None:
     ):
         peer.send(0, frame(ControlType.HELLO, pingInterval=0))
         await peer.wait_for(lambda: peer.control(ControlType.WELCOME))
+        yield peer
+
+
+async def test_server_keeps_a_silent_quic_client(cert: tuple[str, str]) -> None:
+    recorder = Recorder()
+    async with welcomed_peer(cert, recorder) as peer:
         await asyncio.sleep(QUIET)
         assert peer.terminated is None
         await peer.ping_pong()
@@ -275,17 +254,7 @@ async def test_client_keeps_a_silent_quic_server(cert: tuple[str, str]) -> None:
 
 async def test_a_vanished_quic_peer_still_ends_the_session(cert: tuple[str, str]) -> None:
     recorder = Recorder()
-    async with (
-        await aio.serve(
-            recorder,
-            "quic://127.0.0.1:0",
-            ping_interval=0,
-            quic_configuration=server_config(cert, IDLE),
-        ) as server,
-        peer_of(server, cert, IDLE) as peer,
-    ):
-        peer.send(0, frame(ControlType.HELLO, pingInterval=0))
-        await peer.wait_for(lambda: peer.control(ControlType.WELCOME))
+    async with welcomed_peer(cert, recorder) as peer:
         assert peer._transport is not None
         await until(lambda: recorder.sessions)
         peer._transport.close()  # gone without a CONNECTION_CLOSE
