@@ -14,6 +14,17 @@ regular file or /dev/null on stdin is simply always readable, where epoll
 refuses it) and costs no objects per wake-up. Signals reach the loop
 through `signal.set_wakeup_fd` on a pipe; until the session is open a
 SIGTERM/SIGHUP interrupts the (blocking, bounded) connect at once.
+
+Why the loop busy-polls after a keystroke: when the echo comes back within
+a fraction of a millisecond (loopback, a LAN), going to sleep in poll()
+and being woken again costs more than the wait itself, 15-30 us a
+wake-up on a virtual machine, more if the CPU dozed off meanwhile. So
+after sending a small read of stdin the loop asks poll() with no timeout,
+again and again, for up to `busy_poll` seconds (0.5 ms by default). It
+learns how long echoes take (`EchoClock`) and stops spinning when they
+take longer than that, as over any real distance, where a wake-up is
+noise: the spin costs at most 0.5 ms of CPU per keystroke, and none when
+it cannot pay. VROOM_BUSY_POLL_US=0 turns it off.
 """
 
 from __future__ import annotations
@@ -32,6 +43,46 @@ _IN = select.POLLIN
 _OUT = select.POLLOUT
 _NVAL = select.POLLNVAL
 
+BUSY_POLL = 0.0005
+"""Seconds of busy-polling for the echo of a keystroke (module docstring)."""
+KEYSTROKE = 64
+"""A read of stdin shorter than this is typing (a key, an escape sequence)."""
+_LONGEST_SAMPLE = 0.01
+
+
+def busy_poll_from_env(environ: Any = os.environ) -> float:
+    """`VROOM_BUSY_POLL_US` in seconds; BUSY_POLL when unset or not a number."""
+    value = environ.get("VROOM_BUSY_POLL_US")
+    if value is None:
+        return BUSY_POLL
+    try:
+        return max(0.0, min(float(value), 10_000.0)) / 1e6
+    except ValueError:
+        return BUSY_POLL
+
+
+class EchoClock:
+    """How long the answer to a keystroke takes to arrive, smoothed (1/8
+    weight to each new sample, as TCP's SRTT): busy-polling pays only while
+    it stays under the budget. A sample is capped (a key that gets no
+    answer, a password, must not keep the spin off for a minute) and a
+    quiet session is sampled too, so the spin comes back when echoes do."""
+
+    __slots__ = ("budget", "estimate")
+
+    def __init__(self, budget: float) -> None:
+        self.budget = budget
+        self.estimate = 0.0
+
+    def spin_for(self) -> float:
+        """Seconds to busy-poll after a keystroke now: the budget, or 0."""
+        return self.budget if self.estimate <= self.budget else 0.0
+
+    def sample(self, elapsed: float) -> None:
+        if elapsed > _LONGEST_SAMPLE:
+            elapsed = _LONGEST_SAMPLE
+        self.estimate += (elapsed - self.estimate) / 8
+
 
 class PolledTermClient(TermCore):
     """One `vroom term` run over `openmux.polled`; `run()` returns the exit status."""
@@ -41,6 +92,7 @@ class PolledTermClient(TermCore):
         self._reading = False
         self._connected = False
         self._wake = -1
+        self.busy_poll = busy_poll_from_env()
 
     def _start_stdin(self) -> None:
         self._reading = not self._stdin_eof
@@ -152,6 +204,9 @@ class PolledTermClient(TermCore):
         timeout: float | None = None  # for poll(), in ms
         clock = True  # compute `timeout` anew from the clock
         stdin_size = SMALL_READ
+        echo = EchoClock(self.busy_poll)
+        keyed = 0.0  # when the last keystroke went out, until its answer
+        spin_until = 0.0
         while not self.done:
             if session.changed:
                 session.changed = False
@@ -177,13 +232,24 @@ class PolledTermClient(TermCore):
                     continue
                 timeout = left * 1000 + 1
             clock = False
-            ready = poll(timeout if timer is not None else None)
+            if spin_until:
+                ready = poll(0)
+                while not ready and monotonic() < spin_until:
+                    ready = poll(0)
+                spin_until = 0.0
+                if not ready:
+                    ready = poll(timeout if timer is not None else None)
+            else:
+                ready = poll(timeout if timer is not None else None)
             if not ready:
                 session.on_timer(monotonic())  # due, or early: it says again
                 clock = True
                 continue
             for fd, events in ready:
                 if fd == sock_fd:
+                    if keyed:
+                        echo.sample(monotonic() - keyed)
+                        keyed = 0.0
                     if events == pollin:  # the echo
                         session.on_readable()
                         continue
@@ -213,6 +279,10 @@ class PolledTermClient(TermCore):
                     fast = self._fast_input
                     if not (size and fast is not None and fast(data)):
                         self._send_input(data)
+                    if 0 < size < KEYSTROKE and echo.budget:
+                        keyed = monotonic()
+                        spin = echo.spin_for()
+                        spin_until = keyed + spin if spin else 0.0
                 elif fd == wake:
                     self._on_wake()
                     clock = True
@@ -220,4 +290,4 @@ class PolledTermClient(TermCore):
                 self._fail_closed(1001, "")
 
 
-__all__ = ["PolledTermClient"]
+__all__ = ["BUSY_POLL", "EchoClock", "PolledTermClient", "busy_poll_from_env"]
