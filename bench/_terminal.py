@@ -334,8 +334,9 @@ def emit(name: str, value: float, unit: str) -> None:
 
 
 class CountingClient:
-    """A client with no PTY of its own (as a browser page): counts output
-    bytes and acknowledges them at once; reports when the session exits."""
+    """A client with no PTY of its own (as a browser page), on the public
+    client API (`vroom_terminal.aio`, callback mode): counts output bytes,
+    each chunk acknowledged once counted; returns when the program exits."""
 
     def __init__(self, url: str, token: str, command: str, *, raw: bool = False) -> None:
         self.url, self.token, self.command, self.raw = url, token, command, raw
@@ -344,58 +345,25 @@ class CountingClient:
         self.chunks: list[bytes] = []
         self.keep = False
 
+    def _on_output(self, data: bytes) -> None:
+        if not self.total:
+            self.first = time.perf_counter()
+        self.total += len(data)
+        if self.keep:
+            self.chunks.append(data)
+
     async def run(self) -> tuple[int, float, float]:
-        import asyncio
+        import vroom_terminal.aio
 
-        import openmux.aio
-        from openmux import MessageReceived
-        from vroom_terminal import events as ev
-        from vroom_terminal.client import TerminalClient
-
-        loop = asyncio.get_running_loop()
-        done: asyncio.Future[float] = loop.create_future()
-        session = await openmux.aio.connect(self.url, timeout=10, **CLIENT_OPTIONS)
-        from vroom_terminal.capabilities import CapabilityOffer
-
-        client = TerminalClient(session.connection, offer=CapabilityOffer())
-        processing = [False]
-
-        def tap(events: list[object]) -> list[object]:
-            processing[0] = True  # flushed by the asyncio layer after it registered channels
-            for event in events:
-                for result in client.handle_event(event):  # type: ignore[arg-type]
-                    on(result)
-            processing[0] = False
-            return [e for e in events if type(e) is not MessageReceived]
-
-        def on(event: object) -> None:
-            if type(event) is ev.PtyOutput:
-                size = len(event.data)  # type: ignore[attr-defined]
-                if not self.total:
-                    self.first = time.perf_counter()
-                self.total += size
-                if self.keep:
-                    self.chunks.append(event.data)  # type: ignore[attr-defined]
-                client.ack(size)
-            elif isinstance(event, ev.Negotiated):
-                if event.select.auth.required:
-                    client.authenticate(token=self.token)
-                else:
-                    client.request_pty(modes={"raw": True} if self.raw else None)
-            elif isinstance(event, ev.AuthResult) and event.ok:
-                client.request_pty(modes={"raw": True} if self.raw else None)
-            elif isinstance(event, ev.PtyGranted):
-                client.exec(self.command)
-            elif isinstance(event, ev.ExitStatusReceived | ev.SessionClosed) and not done.done():
-                done.set_result(time.perf_counter())
-            if not processing[0]:
-                session.flush()
-
-        session.add_event_tap(tap)  # type: ignore[arg-type]
-        client.open_session()
-        session.flush()
-        end = await done
-        await session.close()
+        async with vroom_terminal.aio.connect(self.url, token=self.token, **CLIENT_OPTIONS) as conn:
+            process = await conn.create_process(
+                self.command, raw=self.raw, on_output=self._on_output
+            )
+            try:
+                await process.wait()
+            except vroom_terminal.aio.ClientError:
+                pass  # the session ended without an exit status: what arrived counts
+            end = time.perf_counter()
         return self.total, self.first, end
 
 
