@@ -52,7 +52,12 @@ def _expected(offset: int, size: int) -> bytes:
 
 async def test_callback_mode_gets_everything_in_order(url: str, vroomd: object) -> None:
     received = bytearray()
-    async with vt.connect(url, token=vroomd.token) as conn:  # type: ignore[attr-defined]
+    async with vt.connect(
+        url,
+        token=vroomd.token,  # type: ignore[attr-defined]
+        window=WINDOW,
+        ack_every=ACK_EVERY,
+    ) as conn:
         process = await conn.create_process("seq 1 300000", raw=True, on_output=received.extend)
         result = await process.wait()
         window = conn.client.sessions.get(process.key)

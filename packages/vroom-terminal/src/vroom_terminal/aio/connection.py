@@ -284,9 +284,12 @@ class TerminalConnection:
         """pty DATA on `channel` straight from the transport (module docstring).
 
         `AckWindow.on_data` / `consume` inline: the handler declines a message
-        that would overrun the window (the general path reports it) and, in
-        callback mode, one after which a WINDOW_ACK is due (the general path
-        sends it: a fast handler must not call the connection)."""
+        that would overrun the window (the general path reports it). In
+        callback mode, a WINDOW_ACK that falls due is sent from the event loop
+        right after this read (`call_soon`: a fast handler must not call the
+        connection), not by declining the message: in a batch of frames (a
+        WebSocket read) a declined one sends every frame after it the general
+        way too."""
         sess = self.client.sessions.get(process.key)
         if sess is None or sess.pty_id != channel:
             return
@@ -310,22 +313,38 @@ class TerminalConnection:
         else:
             on_output = callback
             failed = process._callback_failed
+            call_soon = asyncio.get_running_loop().call_soon
+            key = process.key
+            client = self.client
+            ack_pending = False
+
+            def send_ack() -> None:
+                nonlocal ack_pending
+                ack_pending = False
+                if key in client.sessions:
+                    client.ack(0, session=key)  # the WINDOW_ACK due, if still live
+                    self._flush()
 
             def fast_output(type_: int, data: bytes) -> bool:
+                nonlocal ack_pending
                 if type_ or sess.state is not active or sess.pty_id != channel:
                     return False
                 size = len(data)
-                if limit is not None and (
-                    window.received + size - window.acked > limit
-                    or window.consumed + size - window.acked >= window.ack_every
-                ):
-                    return False  # an overrun to report, or a WINDOW_ACK due
+                if limit is not None and window.received + size - window.acked > limit:
+                    return False  # an overrun to report
                 window.received += size
                 try:
                     on_output(data)
                 except Exception as exc:
                     failed(exc)
                 window.consumed += size
+                if (
+                    limit is not None
+                    and not ack_pending
+                    and window.consumed - window.acked >= window.ack_every
+                ):
+                    ack_pending = True
+                    call_soon(send_ack)
                 return True
 
         try:
