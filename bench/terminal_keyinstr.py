@@ -9,7 +9,12 @@ The kernel's share (syscalls) is not in these figures. Both drivers in one
 run: the default (asyncio-free, `vroom_terminal.termloop`) and the asyncio
 one (`VROOM_ASYNCIO=1`), over TCP and WebSocket. Also the instructions of
 a whole `vroom term URL -- true` (`terminal_run_instr_*`: start-up, the
-session, exit), what session set-up costs in CPU whatever the load.
+session, exit), what session set-up costs in CPU whatever the load. And
+vroomd's side of the same keystrokes (`terminal_key_instr_vroomd_*`): a
+second vroomd runs under callgrind, the client natively; its counters are
+zeroed before and dumped after each transport's keys.
+The client's busy-poll after a keystroke (termloop) is switched off
+(`VROOM_BUSY_POLL_US=0`): how often it spins depends on time, not code.
 
 Run: .venv/bin/python bench/terminal_keyinstr.py [keys]    (needs valgrind)
 """
@@ -25,7 +30,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _terminal import ECHO_REMOTE, OnPty, emit, one_key, ready, servers
+from _terminal import ECHO_REMOTE, VROOMD, OnPty, Vroomd, emit, one_key, ready, servers
 
 KEYS = int(sys.argv[1]) if len(sys.argv) > 1 else 300
 
@@ -54,6 +59,46 @@ def instructions(url: str, env: dict[str, str], out: Path) -> float:
     return int(match.group(1)) / KEYS
 
 
+def vroomd_instructions(tmp: Path) -> dict[str, float]:
+    """vroomd's instructions per keystroke echo, over TCP and WebSocket."""
+    out = tmp / "vroomd.out"
+    command = [
+        "valgrind", "-q", "--tool=callgrind", "--instr-atstart=no",
+        f"--callgrind-out-file={out}", sys.executable, VROOMD,
+    ]  # fmt: skip
+    vroomd = Vroomd(command=command)
+    counts: dict[str, float] = {}
+    try:
+        pid = str(vroomd.proc.pid)
+        for n, scheme in enumerate(("tcp", "ws"), 1):
+            env = {**vroomd.env(), "VROOM_BUSY_POLL_US": "0"}
+            argv = [sys.executable, "-m", "vroom_terminal.cli", "term", "-t", vroomd.url(scheme),
+                    "--", ECHO_REMOTE]  # fmt: skip
+            child = OnPty(argv, env)
+            try:
+                ready(child)
+                for i in range(50):
+                    one_key(child.master, bytes([97 + i % 26]))
+                for control in (["-z"], ["-i", "on"]):
+                    subprocess.run(["callgrind_control", *control, pid], check=True,
+                                   capture_output=True)  # fmt: skip
+                for i in range(KEYS):
+                    one_key(child.master, bytes([97 + i % 26]))
+                for control in (["-i", "off"], ["-d"]):
+                    subprocess.run(["callgrind_control", *control, pid], check=True,
+                                   capture_output=True)  # fmt: skip
+            finally:
+                child.close()
+            dump = Path(f"{out}.{n}")
+            match = re.search(r"^totals: (\d+)", dump.read_text(errors="replace"), re.M)
+            if match is None:
+                raise RuntimeError(f"no totals in {dump}")
+            counts[scheme] = int(match.group(1)) / KEYS
+    finally:
+        vroomd.stop()
+    return counts
+
+
 def startup(url: str, env: dict[str, str], out: Path) -> int:
     """Instructions of a whole `vroom term URL -- true`: start-up, session, exit."""
     argv = [
@@ -71,12 +116,14 @@ def main() -> None:
     with servers() as (vroomd, _sshd), tempfile.TemporaryDirectory() as tmp:
         for driver, extra in (("polled", {}), ("asyncio", {"VROOM_ASYNCIO": "1"})):
             for scheme in ("tcp", "ws"):
-                env = {**vroomd.env(), **extra}
+                env = {**vroomd.env(), **extra, "VROOM_BUSY_POLL_US": "0"}
                 out = Path(tmp) / f"{driver}-{scheme}.out"
                 count = instructions(vroomd.url(scheme), env, out)
                 emit(f"terminal_key_instr_client_{scheme}_{driver}", count, "instructions")
                 total = startup(vroomd.url(scheme), env, Path(tmp) / f"start-{driver}-{scheme}")
                 emit(f"terminal_run_instr_client_{scheme}_{driver}", total, "instructions")
+        for scheme, count in vroomd_instructions(Path(tmp)).items():
+            emit(f"terminal_key_instr_vroomd_{scheme}", count, "instructions")
 
 
 if __name__ == "__main__":

@@ -479,17 +479,19 @@ class Connection:
         if fast and type(data) is bytes and self.state is _OPEN and not self._reassembly:
             if self._message_mode:
                 size = len(data) - HEADER_SIZE
-                if size >= 0 and not data[2] and not data[3]:
-                    entry = fast.get(data[0])
-                    if (
-                        entry is not None
-                        and size == (data[4] << 8) | data[5]
-                        and size <= self._fast_limit
-                        and self.channels.get(data[0]) is entry[0]
-                        and entry[1](data[1], data[HEADER_SIZE:])
-                    ):
-                        self._last_rx = now
-                        return None
+                if size >= 0:
+                    # One struct unpack, not six indexings (a keystroke's frame).
+                    channel_id, type_, flags, reserved, length = _unpack_std(data)
+                    if not flags and not reserved and length == size:
+                        entry = fast.get(channel_id)
+                        if (
+                            entry is not None
+                            and size <= self._fast_limit
+                            and self.channels.get(channel_id) is entry[0]
+                            and entry[1](type_, data[HEADER_SIZE:])
+                        ):
+                            self._last_rx = now
+                            return None
                 return self.receive_message(data, now)
             reader = self._reader
             if reader.error is None and not reader._chunks and reader._head is None:

@@ -45,7 +45,7 @@ from .connection import Connection, State
 from .errors import LocalProtocolError
 from .events import Event, HandshakeCompleted
 from .urls import split_url
-from .websocket import mask_key
+from .websocket import encode_frame, encode_small
 
 FastHandler = Callable[[int, bytes], bool]
 """`handler(type, payload)`: True if it took the message, False: the general path."""
@@ -342,12 +342,7 @@ class PolledClient:
         if frame is None:
             return False
         if self.ws:
-            size = len(frame)
-            if size < 126:  # a keystroke
-                key = mask_key()
-                frame = bytes((0x82, 0x80 | size)) + key + ws.mask(frame, key)
-            else:
-                frame = ws.encode_frame(ws.BINARY, frame)
+            frame = encode_small(frame) if len(frame) < 126 else encode_frame(ws.BINARY, frame)
         if self.pending or self.lost or self._tls is not None:
             self.write(frame)
             return True
@@ -406,7 +401,22 @@ class PolledClient:
             self._tls_data(data)
             return
         if self.ws:
-            self._ws_data(data)
+            decoder = self._decoder
+            if (
+                size >= 2
+                and data[0] == 0x82
+                and data[1] < 126  # a whole small binary frame, unmasked: an echo
+                and size - 2 == data[1]
+                and not decoder.buffer  # `decoder.idle`, inline
+                and not decoder.held
+                and decoder.fragments is None
+                and not decoder.skipping_text
+            ):
+                events = self.connection.receive_fast(data[2:], _monotonic())
+                if events is not None:
+                    self._process(events)
+                return
+            self._ws_read(data)
             return
         events = self.connection.receive_fast(data, _monotonic())
         if events is not None:  # (None: the fast handlers took it all)
@@ -420,6 +430,7 @@ class PolledClient:
             and data[1] < 126  # a whole small binary frame, unmasked
             and len(data) - 2 == data[1]
             and not decoder.buffer  # `decoder.idle`, inline
+            and not decoder.held
             and decoder.fragments is None
             and not decoder.skipping_text
         ):
@@ -427,8 +438,28 @@ class PolledClient:
             if events is not None:
                 self._process(events)
             return
-        decoder.buffer += data
-        self._ws_frames()
+        self._ws_read(data)
+
+    def _ws_read(self, data: bytes) -> None:
+        """A read's whole binary messages as one batch (one event list, one
+        flush, as a TCP read's frames), then the rest frame by frame."""
+        decoder = self._decoder
+        payloads = decoder.feed(data)
+        if payloads:
+            conn = self.connection
+            now = _monotonic()
+            # Fast handlers until the first message they do not take: after
+            # that, a handler would overtake the events of the ones before.
+            for i, payload in enumerate(payloads):
+                events = conn.receive_fast(payload, now)
+                if events is not None:
+                    if i + 1 < len(payloads):
+                        events.extend(conn.receive_messages(payloads[i + 1 :], now))
+                    self._process(events)
+                    break
+        buffer = decoder.buffer
+        if buffer and len(buffer) >= decoder.need:  # (not a cut frame only)
+            self._ws_frames()
 
     def _ws_frames(self) -> None:
         decoder = self._decoder
@@ -494,8 +525,7 @@ class PolledClient:
         if self.ws:
             frames = conn.messages_to_send()
             if frames and not self._ws_close_sent:
-                encode = ws.encode_frame
-                self.write(b"".join([encode(ws.BINARY, f, mask_key()) for f in frames]))
+                self.write(b"".join([encode_frame(ws.BINARY, f) for f in frames]))
         else:
             data = conn.data_to_send()
             if data:

@@ -89,6 +89,20 @@ PATHS = ("/omux", "/vroom")
 """Served paths; `/omux/<app>` sub-paths are served too (House: vroomd's `/omux/vroom`)."""
 
 
+_WS_OPEN = WSState.OPEN
+_SERVER_HEADS = [bytes((0x82, size)) for size in range(126)]
+"""The head of a server's final binary frame of `size` (< 126) bytes (RFC 6455 §5.2)."""
+_state_property = getattr(Protocol, "state", None)
+_PLAIN_STATE = (
+    isinstance(_state_property, property)
+    and _state_property.fget is not None
+    and _state_property.fget.__code__.co_names == ("_state",)
+)
+"""websockets' `Protocol.state` only returns `_state` (as in every version
+since 11): the keystroke paths read the attribute, not the property (a
+Python call each time); with another websockets they are not taken."""
+
+
 def path_allowed(path: str, paths: tuple[str, ...] = PATHS) -> bool:
     path = path.split("?", 1)[0]
     return path in paths or path.startswith("/omux/")
@@ -118,6 +132,8 @@ class WebSocketSink:
         self._drain_task: asyncio.Task[None] | None = None
         self._close_task: asyncio.Task[None] | None = None
         self.task: asyncio.Task[None] | None = None  # client side: the reader
+        self._heads = _SERVER_HEADS if ws.protocol.side is SERVER and _PLAIN_STATE else None
+        """The heads of a server's small binary frames, by size; None: no such shortcut."""
 
     def write_frames(self, frames: list[bytes]) -> None:
         ws = self.ws
@@ -134,6 +150,18 @@ class WebSocketSink:
         ws = self.ws
         protocol = ws.protocol
         size = len(frame)
+        heads = self._heads
+        if heads is not None and size < 126 and protocol._state is _WS_OPEN and not protocol.writes:
+            # A server's keystroke echo: the head from a table, `_write` inline.
+            try:
+                ws.transport.write(heads[size] + frame)
+            except Exception as exc:  # the transport broke under us
+                logger.debug("websocket write failed: %r", exc)
+                ws.transport.abort()
+                return
+            if ws.paused and self._drain_task is None:
+                self._pause()
+            return
         if protocol.state is not WSState.OPEN or protocol.writes or size > 0xFFFF:
             self.write_frames([frame])
             return
@@ -156,8 +184,12 @@ class WebSocketSink:
             ws.transport.abort()
             return
         if ws.paused and self._drain_task is None:
-            self.session.pause_writing()
-            self._drain_task = asyncio.get_running_loop().create_task(self._drain())
+            self._pause()
+
+    def _pause(self) -> None:
+        """websockets' write buffer is full: the session waits until it drains."""
+        self.session.pause_writing()
+        self._drain_task = asyncio.get_running_loop().create_task(self._drain())
 
     async def _drain(self) -> None:
         try:
@@ -235,7 +267,11 @@ class WebSocketSink:
         ):
             frames = getattr(frames, "gi_yieldfrom", None)
         waiting = getattr(frames, "gi_yieldfrom", None)
-        if getattr(waiting, "gi_code", None) is not at_eof or not hasattr(protocol, "current_size"):
+        if (
+            getattr(waiting, "gi_code", None) is not at_eof
+            or not hasattr(protocol, "current_size")
+            or not _PLAIN_STATE
+        ):
             return  # not websockets' parser as known here
         base = ws.data_received
         reader = protocol.reader
@@ -247,16 +283,43 @@ class WebSocketSink:
         for bound in (protocol.max_message_size, getattr(protocol, "max_fragment_size", None)):
             if bound is not None:
                 limit = min(limit, bound)
+        small = min(limit, 125)  # a frame with a 7-bit length
         queue = ws.recv_messages.frames.queue
         deliver = self.session.message_received
         deliver_all = self.session.messages_received
         sink = self
+        fast_ids = self.session._fast
+        receive_fast = self.session.connection.receive_fast
+        loop_time = asyncio.get_running_loop().time
+        process = self.session._process
         # A fast frame cut by the end of a read, kept here (websockets has not
         # seen it, so its parser still waits between frames): its pieces, their
         # size, and the frame's whole size once its header is complete.
         held: list[bytes] = []
         held_size = 0
         need = 0
+        # websockets' parser was seen waiting between frames with nothing
+        # buffered or queued, and has not been fed since: only feeding it
+        # (`feed`, `eof_received`) changes that, so the check is not made
+        # again on every read (a keystroke's).
+        idle = False
+
+        def websockets_idle() -> bool:
+            nonlocal idle
+            idle = (
+                protocol.current_size is None
+                and not reader.buffer
+                and not queue
+                and protocol.parser is parser
+                and (waiting := frames.gi_yieldfrom) is not None
+                and waiting.gi_code is at_eof
+            )
+            return idle
+
+        def feed(data: bytes) -> None:
+            nonlocal idle
+            idle = False
+            base(data)
 
         def data_received(data: bytes) -> None:
             nonlocal held, held_size, need
@@ -268,15 +331,28 @@ class WebSocketSink:
                 data = b"".join(held)
                 held, held_size, need = [], 0, 0
             if (
-                protocol.state is open_
-                and protocol.current_size is None
-                and not reader.buffer
-                and not queue
-                and protocol.parser is parser
-                and (waiting := frames.gi_yieldfrom) is not None
-                and waiting.gi_code is at_eof
+                protocol._state is open_
+                and (idle or websockets_idle())
                 and type(data) is bytes
+                and sink._reading_on
             ):
+                size = len(data)
+                if size >= head_size and data[0] == 0x82:
+                    # A keystroke (or its echo): one small whole frame.
+                    length = data[1] ^ mask_bit
+                    if length <= small and length == size - head_size:
+                        try:
+                            payload = apply_mask(data[6:], data[2:6]) if masked else data[2:]
+                            if fast_ids:
+                                events = receive_fast(payload, loop_time())
+                                if events is not None:
+                                    process(events)
+                            else:
+                                deliver(payload)
+                        except Exception:  # pragma: no cover - defensive, as run() is
+                            logger.exception("openmux session failed on a message")
+                            ws.transport.abort()
+                        return
                 size = len(data)
                 off = 0
                 payloads: list[bytes] = []
@@ -334,16 +410,17 @@ class WebSocketSink:
                     return
                 if off:
                     data = data[off:]
-            base(data)
+            feed(data)
 
         base_eof = ws.eof_received
 
         def eof_received() -> None:
-            nonlocal held, held_size, need
+            nonlocal held, held_size, need, idle
             if held:  # websockets sees the cut frame, as without this path
                 data = b"".join(held)
                 held, held_size, need = [], 0, 0
-                base(data)
+                feed(data)
+            idle = False
             base_eof()
 
         ws.data_received = data_received  # type: ignore[method-assign]

@@ -30,8 +30,10 @@ from .. import websocket as _ws
 from ..codes import HEADER_SIZE, CloseCode
 from ..websocket import GUID as GUID
 from ..websocket import MAX_HEAD as MAX_HEAD
-from ..websocket import FrameDecoder, UpgradeRefused, WebSocketError, mask, mask_key
+from ..websocket import FrameDecoder, UpgradeRefused, WebSocketError, encode_small
 from ..websocket import encode_frame as encode_frame
+from ..websocket import mask as mask
+from ..websocket import mask_key as mask_key
 from ..websocket import proxy_configured as proxy_configured
 from .errors import HandshakeError, TransportError
 from .session import Options, Session
@@ -84,19 +86,33 @@ class WSClientProtocol(asyncio.Protocol):
         self.transport.write(self.request)
 
     def data_received(self, data: bytes) -> None:
-        # The common case, a keystroke's echo: one whole small binary frame.
-        if (
-            self.attached
-            and not self.buffer
-            and len(data) >= 2
-            and data[0] == 0x82
-            and data[1] < 126  # unmasked, 7-bit length
-            and len(data) - 2 == data[1]
-            and self.decoder.idle
-            and not self.paused
-            and self.open
-        ):
-            self.session.message_received(data[2:])
+        decoder = self.decoder
+        if self.attached and not self.paused and self.open:
+            if (
+                len(data) >= 2
+                and data[0] == 0x82
+                and data[1] < 126  # unmasked, 7-bit length
+                and len(data) - 2 == data[1]
+                and not decoder.buffer  # `decoder.idle`, inline
+                and not decoder.held
+                and decoder.fragments is None
+                and not decoder.skipping_text
+            ):
+                # The common case, a keystroke's echo: one whole small binary frame.
+                self.session.message_received(data[2:])
+                return
+            # The whole binary messages of a read as one batch (bulk output:
+            # one event list and one flush per read, as over TCP), then the
+            # rest (control frames, fragments, a cut frame) frame by frame.
+            payloads = decoder.feed(data)
+            if payloads:
+                if len(payloads) == 1:
+                    self.session.message_received(payloads[0])
+                else:
+                    self.session.messages_received(payloads)
+            buffer = self.buffer
+            if buffer and len(buffer) >= decoder.need:  # (not a cut frame only)
+                self._frames()
             return
         self.buffer += data
         if not self.open:
@@ -219,20 +235,16 @@ class WSClientProtocol(asyncio.Protocol):
         if transport is None or transport.is_closing():
             return
         if len(frames) == 1:
-            transport.write(encode_frame(_BINARY, frames[0], mask_key()))
+            transport.write(encode_frame(_BINARY, frames[0]))
         else:
-            transport.write(b"".join([encode_frame(_BINARY, f, mask_key()) for f in frames]))
+            transport.write(b"".join([encode_frame(_BINARY, f) for f in frames]))
 
     def write_frame(self, frame: bytes) -> None:
         """One whole OpenMux frame as one message, now (`Session.send_now`)."""
         transport = self.transport
         if self.open and not self.close_sent and transport and not transport.is_closing():
-            size = len(frame)
-            if size < 126:  # a keystroke
-                key = mask_key()
-                transport.write(bytes((0x82, 0x80 | size)) + key + mask(frame, key))
-            else:
-                transport.write(encode_frame(_BINARY, frame))
+            small = len(frame) < 126  # a keystroke
+            transport.write(encode_small(frame) if small else encode_frame(_BINARY, frame))
 
     def close(self) -> None:
         if self.transport is None or self.transport.is_closing():
