@@ -12,13 +12,17 @@ It still moves with how many bytes each wake-up finds (a client that keeps
 up better reads more often, fewer bytes each time), so the script also
 measures the receive path alone on a fixed shape: 4 KiB pty DATA frames
 (what vroomd sends a busy PTY's output in) fed to the running session's
-transport protocol 16 frames a read (a read that ends inside a frame
-sends the next read the general way on TCP), no socket wait, `on_output` counting
+transport protocol 16 frames a read, no socket wait, `on_output` counting
 the bytes; with the fast path (`_fast`) and with it off (`_general`: the
 event tap, `TerminalClient.handle_event`, `PtyOutput`, `ack`; what the
 client did before). No flow control there (fed bytes were never sent by
 vroomd, so no WINDOW_ACK may go back): the general path's ack then costs a
 call but sends nothing, as 31 of 32 frames do with the default window.
+`_tcp_cut`: the same over TCP in 64 KiB reads, which end inside frames, as
+a client that falls behind reads: after a read that ended inside a frame,
+the core's `receive_fast` hands the whole next read to the general path
+(it offers only reads that start on a frame boundary), so most frames
+go the general way there.
 
 Run: RUNS=3 .venv/bin/python bench/terminal_client_cpu.py [MiB]
 """
@@ -59,7 +63,7 @@ def _ws(frame: bytes) -> bytes:
     return head + frame
 
 
-async def fed(url: str, token: str, scheme: str, fast: bool) -> float:
+async def fed(url: str, token: str, scheme: str, fast: bool, read: int = 0) -> float:
     """CPU µs per 4 KiB output frame of the client's receive path (docstring)."""
     import vroom_terminal.aio
     from openmux import encode_frame
@@ -79,7 +83,7 @@ async def fed(url: str, token: str, scheme: str, fast: bool) -> float:
         proto = sink.ws if scheme == "ws" else sink
         frame = encode_frame(channel, 0, b"A" * FRAME)
         stream = (_ws(frame) if scheme == "ws" else frame) * FRAMES
-        read = len(stream) // FRAMES * PER_READ
+        read = read or len(stream) // FRAMES * PER_READ
         chunks = [stream[i : i + read] for i in range(0, len(stream), read)]
         receive = proto.data_received
         start = time.process_time()
@@ -105,6 +109,11 @@ def main() -> None:
                 runs = [asyncio.run(fed(url, vroomd.token, scheme, fast)) for _ in range(RUNS)]
                 name = f"terminal_client_api_receive_{scheme}_{'fast' if fast else 'general'}"
                 emit(name, min(runs), "us/frame")
+        for fast in (True, False):  # TCP reads that end inside frames: see the docstring
+            url = vroomd.url("tcp")
+            runs = [asyncio.run(fed(url, vroomd.token, "tcp", fast, 65536)) for _ in range(RUNS)]
+            name = f"terminal_client_api_receive_tcp_cut_{'fast' if fast else 'general'}"
+            emit(name, min(runs), "us/frame")
     finally:
         vroomd.stop()
 
