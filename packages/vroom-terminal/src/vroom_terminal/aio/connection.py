@@ -26,6 +26,7 @@ import openmux.aio
 from ..capabilities import CapabilityOffer, ExtensionsOffer
 from ..channels import session_key
 from ..client import TerminalClient
+from ..errors import LocalProtocolError
 from ..events import PtyOutput, SessionClosed, TerminalEvent
 from ..states import State
 from .errors import AuthError, ConnectError, ConnectionLost, StartTimeout
@@ -127,7 +128,11 @@ class TerminalConnection:
             on_output=on_output,
         )
         self._processes[key] = process
-        self.client.open_session(key)
+        try:
+            self.client.open_session(key)
+        except LocalProtocolError:  # the connection is closing
+            del self._processes[key]
+            raise self._lost_error() from None
         self._flush()
         limit = self.timeout if timeout is None else timeout
         try:
@@ -264,7 +269,11 @@ class TerminalConnection:
                     elif type(result) is PtyOutput:
                         process._on_output(result.data)
                     else:
-                        process._handle(result)
+                        try:
+                            process._handle(result)
+                        except Exception as exc:  # nothing may escape into the transport
+                            logger.exception("%s: session %r failed", self.url, process.key)
+                            process._fail(exc)
         finally:
             self._processing = False
         # pongs, channel bookkeeping and the end of the connection: the asyncio layer's
