@@ -288,6 +288,9 @@ class WebSocketSink:
         deliver = self.session.message_received
         deliver_all = self.session.messages_received
         sink = self
+        # `Session.message_received`'s own parts, so that a keystroke costs
+        # one Python frame here, as a TCP read does in the session (the set
+        # of fast channels is the session's, changed in place).
         fast_ids = self.session._fast
         receive_fast = self.session.connection.receive_fast
         loop_time = asyncio.get_running_loop().time
@@ -343,7 +346,7 @@ class WebSocketSink:
                     if length <= small and length == size - head_size:
                         try:
                             payload = apply_mask(data[6:], data[2:6]) if masked else data[2:]
-                            if fast_ids:
+                            if fast_ids:  # `Session.message_received`, inline
                                 events = receive_fast(payload, loop_time())
                                 if events is not None:
                                     process(events)
@@ -353,7 +356,6 @@ class WebSocketSink:
                             logger.exception("openmux session failed on a message")
                             ws.transport.abort()
                         return
-                size = len(data)
                 off = 0
                 payloads: list[bytes] = []
                 while off < size and sink._reading_on:
