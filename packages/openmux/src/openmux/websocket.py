@@ -94,7 +94,8 @@ def encode_small(payload: bytes) -> bytes:
     computed as one integer (above) with a 32-bit key from a pool filled
     4 KiB of `os.urandom` at a time. Why: the general masking (a key from
     `mask_key`, `mask`, three concatenations) was ~9 k instructions per
-    keystroke, a third of the client's; this is ~4 k."""
+    keystroke, a third of the client's; this is ~4 k. (As with `mask_key`,
+    a forked child would repeat its parent's next keys; no client forks.)"""
     try:
         key = _pop_key()
     except IndexError:
