@@ -79,13 +79,14 @@ _from_bytes = int.from_bytes
 # masked payload. `key * _KEY_SPREAD[size]` puts the key at byte 2 and
 # repeated from byte 6 on (RFC 6455 §5.3: payload byte i is masked with key
 # byte i % 4), `& _FRAME_BITS[size]` cuts what the last repeat put beyond
-# the frame; the payload, shifted to byte 6, and the head are XORed in.
+# the frame; the head and the payload after it (`_SMALL_HEADS[size] +
+# payload`, zeros where the key goes) are XORed in.
 _KEY_SPREAD = [
     1 << 16 | sum(1 << (48 + 32 * word) for word in range((size + 3) >> 2)) for size in range(126)
 ]
 _FRAME_BITS = [(1 << (8 * (size + 6))) - 1 for size in range(126)]
-_SMALL_HEADS = [0x82 | (0x80 | size) << 8 for size in range(126)]
-"""The first two bytes of a final, masked binary frame of `size` (< 126) bytes, little-endian."""
+_SMALL_HEADS = [bytes((0x82, 0x80 | size)) + bytes(4) for size in range(126)]
+"""The head of a final, masked binary frame of `size` (< 126) bytes, and room for its key."""
 
 
 def encode_small(payload: bytes) -> bytes:
@@ -102,10 +103,10 @@ def encode_small(payload: bytes) -> bytes:
         _keys.extend(_KEY_BLOCK.unpack(os.urandom(4096)))
         key = _pop_key()
     size = len(payload)
-    frame = key * _KEY_SPREAD[size] & _FRAME_BITS[size] ^ (
-        _from_bytes(payload, "little") << 48 | _SMALL_HEADS[size]
-    )
-    return frame.to_bytes(size + 6, "little")
+    return (
+        key * _KEY_SPREAD[size] & _FRAME_BITS[size]
+        ^ _from_bytes(_SMALL_HEADS[size] + payload, "little")
+    ).to_bytes(size + 6, "little")
 
 
 def mask(data: bytes, key: bytes) -> bytes:
