@@ -81,9 +81,11 @@ _from_bytes = int.from_bytes
 # byte i % 4), `& _FRAME_BITS[size]` cuts what the last repeat put beyond
 # the frame; the head and the payload after it (`_SMALL_HEADS[size] +
 # payload`, zeros where the key goes) are XORed in.
-_KEY_SPREAD = [
-    1 << 16 | sum(1 << (48 + 32 * word) for word in range((size + 3) >> 2)) for size in range(126)
-]
+_spreads = [1 << 16]  # by the number of 4-byte words of payload: built in 32 steps
+for _word in range(32):
+    _spreads.append(_spreads[-1] | 1 << (48 + 32 * _word))
+_KEY_SPREAD = [_spreads[(size + 3) >> 2] for size in range(126)]
+del _spreads, _word
 _FRAME_BITS = [(1 << (8 * (size + 6))) - 1 for size in range(126)]
 _SMALL_HEADS = [bytes((0x82, 0x80 | size)) + bytes(4) for size in range(126)]
 """The head of a final, masked binary frame of `size` (< 126) bytes, and room for its key."""
