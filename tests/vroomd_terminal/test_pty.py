@@ -229,3 +229,100 @@ async def test_credit_bounds_what_is_read_and_chunk_bounds_each_message() -> Non
     assert status.code == 3
     assert sum(sizes) == 100_000
     assert max(sizes) <= 3000
+
+
+# ------------------------------------------------- streaming output gathered
+
+
+@pytest.fixture
+def always_streaming(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every read after the first counts as part of a stream and waits up to
+    a minute for more: what the gathering does, without depending on timing."""
+    import vroomd.pty
+
+    monkeypatch.setattr(vroomd.pty, "STREAM_GAP", 60.0)
+    monkeypatch.setattr(vroomd.pty, "HOLD", 60.0)
+
+
+@pytest.mark.usefixtures("always_streaming")
+async def test_streaming_output_is_gathered_within_chunk_and_kept_in_order() -> None:
+    script = "import sys, time\nfor i in range(3000): print(i, flush=True); time.sleep(0) if i % 50 else time.sleep(0.001)"  # noqa: E501
+    session = PtySession([sys.executable, "-c", script], env=ENV, cwd="/", raw=True)
+    messages: list[bytes] = []
+    session.on_output = messages.append
+    session.chunk = 5000
+    session.coalesce = 4096
+    session.start()
+    await session.wait()
+    assert b"".join(messages) == b"".join(b"%d\n" % i for i in range(3000))
+    assert max(map(len, messages)) <= 5000
+    assert len(messages) < 3000  # one read per print() would be 3,000 messages
+
+
+@pytest.mark.usefixtures("always_streaming")
+async def test_gathered_output_comes_before_the_exit_status() -> None:
+    session, out = spawn(["sh", "-c", "printf first; sleep 0.05; printf second; exit 4"],
+                         raw=True)  # fmt: skip
+    status = await session.wait()
+    assert status.code == 4
+    assert out.out_at_exit == len(b"firstsecond") and out.data == b"firstsecond"
+
+
+async def test_gathered_output_waits_no_longer_than_hold(monkeypatch: pytest.MonkeyPatch) -> None:
+    import vroomd.pty
+
+    monkeypatch.setattr(vroomd.pty, "STREAM_GAP", 60.0)
+    monkeypatch.setattr(vroomd.pty, "HOLD", 0.01)
+    session, out = spawn(["sh", "-c", "printf first; sleep 0.05; printf second; sleep 30"],
+                         raw=True)  # fmt: skip
+    try:
+        await asyncio.wait_for(out.until(b"firstsecond"), 10)  # long before the exit
+    finally:
+        session.hangup()
+        await session.wait()
+
+
+async def test_running_out_of_credit_hands_on_what_was_gathered(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import vroomd.pty
+
+    monkeypatch.setattr(vroomd.pty, "STREAM_GAP", 60.0)
+    monkeypatch.setattr(vroomd.pty, "HOLD", 60.0)
+    session = PtySession(["sh", "-c", "head -c 100000 /dev/zero"], env=ENV, cwd="/", raw=True)
+    sizes: list[int] = []
+    session.on_output = lambda data: sizes.append(len(data))
+    session.set_credit(10_000)
+    session.start()
+    for _ in range(100):
+        if sum(sizes) == 10_000:
+            break
+        await asyncio.sleep(0.01)
+    assert sum(sizes) == 10_000  # all of the credit's worth, not held back
+    session.add_credit(200_000)  # more than is left: the end of output is read too
+    await session.wait()
+    assert sum(sizes) == 100_000
+
+
+async def test_a_new_credit_counts_what_is_gathered(monkeypatch: pytest.MonkeyPatch) -> None:
+    """vroomd sets the credit anew from the flow-control window, which knows
+    only what was handed on: bytes read and still gathered come off it (else
+    they would be read twice over the window, and dropped)."""
+    import vroomd.pty
+
+    monkeypatch.setattr(vroomd.pty, "STREAM_GAP", 60.0)
+    monkeypatch.setattr(vroomd.pty, "HOLD", 60.0)
+    session, out = spawn(["sh", "-c", "printf first; sleep 0.05; printf second; sleep 30"],
+                         raw=True)  # fmt: skip
+    try:
+        await asyncio.wait_for(out.until(b"first"), 10)
+        for _ in range(500):
+            if session._held_size:
+                break
+            await asyncio.sleep(0.01)
+        assert session._held_size == len(b"second")
+        session.set_credit(1000)
+        assert session.credit == 1000 - len(b"second")
+    finally:
+        session.hangup()
+        await session.wait()

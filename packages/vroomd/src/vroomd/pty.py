@@ -47,7 +47,16 @@ A Linux PTY returns at most ~4 KiB per read(); gathering up to this much in
 one readable callback (until EAGAIN) makes bulk output cost one mux frame per
 64 KiB instead of one per 4 KiB."""
 
+COALESCE = 16384
+"""Output gathered while it streams, before it is sent as one message."""
+STREAM_GAP = 0.0002
+"""A read this soon after the previous one is part of a stream (seconds)."""
+HOLD = 0.001
+"""Longest a streaming read waits for more to join it (seconds; uvloop's
+timers count whole milliseconds)."""
+
 _WINSZ = struct.Struct("HHHH")
+_monotonic = time.monotonic
 _PTY_BUFFER = 4095
 """What one read() of a busy PTY master returns on Linux (N_TTY_BUF_SIZE - 1)."""
 
@@ -179,6 +188,12 @@ class PtySession:
         """Output bytes we may still read (the flow-control credit); None: no limit."""
         self.chunk = READ_CHUNK
         """Most bytes handed to one `on_output` call (the mux message size)."""
+        self._held: list[bytes] = []
+        self._held_size = 0
+        self._hold_timer: asyncio.TimerHandle | None = None
+        self._last_read = 0.0
+        self.coalesce = COALESCE
+        """Bytes of streaming output gathered into one message; 0: none."""
         self._eof_seen = False
         self._drain_deadline: asyncio.TimerHandle | None = None
         self._drain_expired = False
@@ -287,8 +302,9 @@ class PtySession:
             self._unblocked()
 
     def set_credit(self, credit: int | None) -> None:
-        """Most output bytes to read from now on; None: no limit."""
-        self.credit = credit
+        """Most output bytes to hand on from now on; None: no limit. What was
+        read and is still gathered (`_flush_held`) counts against it."""
+        self.credit = credit if credit is None else credit - self._held_size
         if self._blocked:
             self._stop_reading()
         else:
@@ -371,16 +387,51 @@ class PtySession:
             log.warning("pty read failed: %s", exc)
             data, eof = b"", True
         if data:
-            self.bytes_out += len(data)
+            size = len(data)
+            self.bytes_out += size
             if credit is not None:
-                self.credit = credit = credit - len(data)
-            self.on_output(data)
+                self.credit = credit = credit - size
+            coalesce = self.coalesce
+            if coalesce:
+                # Output that streams (this read came right after the last
+                # one) is gathered into messages of up to `coalesce` bytes:
+                # a busy PTY hands over ~1 KiB a read, and a message per
+                # read costs a send here and a wake-up in the client. The
+                # first read after a pause (a keystroke's echo) goes at once.
+                now = _monotonic()
+                last, self._last_read = self._last_read, now
+                if self._held or now - last < STREAM_GAP:
+                    if self._held_size + size > self.chunk:
+                        self._flush_held()  # one message stays within `chunk`
+                    self._held.append(data)
+                    self._held_size += size
+                    if self._held_size >= coalesce or eof:
+                        self._flush_held()
+                    elif self._hold_timer is None:
+                        self._hold_timer = self.loop.call_later(HOLD, self._flush_held)
+                    data = b""
+            if data:
+                self.on_output(data)
         if eof:
             self._eof_seen = True
             self._stop_reading()
             self._maybe_finish()
         elif self._paused or (self.credit is not None and self.credit <= 0):
             self._stop_reading()
+            self._flush_held()
+
+    def _flush_held(self) -> None:
+        """Hand on the gathered output (see `_on_readable`), as one message."""
+        if self._hold_timer is not None:
+            self._hold_timer.cancel()
+            self._hold_timer = None
+        held = self._held
+        if not held:
+            return
+        data = held[0] if len(held) == 1 else b"".join(held)
+        held.clear()
+        self._held_size = 0
+        self.on_output(data)
 
     # ----------------------------------------------------------------- input
 
@@ -561,6 +612,7 @@ class PtySession:
     def _final_read_and_finish(self) -> None:
         # Someone (a background job) still holds the slave: take what is
         # there now, and stop.
+        self._flush_held()
         if self.master is not None and not self._eof_seen:
             with contextlib.suppress(OSError):
                 data, _ = self._read_some(self._budget(self.chunk))
@@ -573,6 +625,7 @@ class PtySession:
     def _maybe_finish(self) -> None:
         if self.finished or self.status is None or not (self._eof_seen or self._hung_up):
             return
+        self._flush_held()  # every byte of output before the exit status
         self.finished = True
         if self._drain_deadline is not None:
             self._drain_deadline.cancel()
@@ -596,6 +649,10 @@ class PtySession:
             return
         self._hung_up = True
         self._in_buffer.clear()
+        if self._hold_timer is not None:  # nobody to hand output to any more
+            self._hold_timer.cancel()
+            self._hold_timer = None
+        self._held.clear()
         self._close_stdin()
         pid = self.pid
         if self.status is None and pid is not None:
