@@ -4,6 +4,7 @@ holds vroomd back within the window, and nothing is lost or reordered."""
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import vroom_terminal.aio as vt
 
@@ -12,13 +13,13 @@ WINDOW = 256 * 1024
 ACK_EVERY = 64 * 1024
 
 
+def _connect(url: str, vroomd: object) -> Any:
+    """A connection with the small window these tests watch vroomd keep to."""
+    return vt.connect(url, token=vroomd.token, window=WINDOW, ack_every=ACK_EVERY)  # type: ignore[attr-defined]
+
+
 async def test_a_slow_reader_gets_everything_in_order(url: str, vroomd: object) -> None:
-    async with vt.connect(
-        url,
-        token=vroomd.token,  # type: ignore[attr-defined]
-        window=WINDOW,
-        ack_every=ACK_EVERY,
-    ) as conn:
+    async with _connect(url, vroomd) as conn:
         process = await conn.create_process(f"yes | head -c {SIZE}", raw=True)
         window = conn.client.sessions[process.key].ack_window
         # Not reading: vroomd stops at the window (the program blocks on its PTY).
@@ -52,12 +53,7 @@ def _expected(offset: int, size: int) -> bytes:
 
 async def test_callback_mode_gets_everything_in_order(url: str, vroomd: object) -> None:
     received = bytearray()
-    async with vt.connect(
-        url,
-        token=vroomd.token,  # type: ignore[attr-defined]
-        window=WINDOW,
-        ack_every=ACK_EVERY,
-    ) as conn:
+    async with _connect(url, vroomd) as conn:
         process = await conn.create_process("seq 1 300000", raw=True, on_output=received.extend)
         result = await process.wait()
         window = conn.client.sessions.get(process.key)
