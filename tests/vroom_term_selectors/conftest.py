@@ -2,17 +2,9 @@
 
 from __future__ import annotations
 
-import importlib.util
+import importlib
 import sys
 from pathlib import Path
 
-_HERE = Path(__file__).resolve().parent
-_SHARED = _HERE.parent / "vroomd_terminal"
-sys.path.insert(0, str(_SHARED))  # vterm_support
-
-_spec = importlib.util.spec_from_file_location("vroomd_terminal_fixtures", _SHARED / "conftest.py")
-assert _spec is not None and _spec.loader is not None
-_fixtures = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(_fixtures)
-
-vroomd = _fixtures.vroomd
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "vroomd_terminal"))
+vroomd = importlib.import_module("vterm_support").vroomd

@@ -8,12 +8,32 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 VENV_BIN = Path(sys.executable).parent
 VROOMD = str(VENV_BIN / "vroomd")
 VROOM = str(VENV_BIN / "vroom")
+
+
+@pytest.fixture(scope="module")
+def vroomd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VroomdProcess]:
+    """vroomd on ws:// and tcp:// (ports chosen by the kernel), token auth on.
+    Its own environment holds a secret that must never reach a session.
+    A fixture here, not in conftest.py, so that the conftests of other
+    folders take it by a plain import (`vroomd = vterm_support.vroomd`)."""
+    env = dict(os.environ, VROOMD_TEST_SECRET="leaked")
+    proc = VroomdProcess(
+        ["--listen", "ws://127.0.0.1:0", "--listen", "tcp://127.0.0.1:0"],
+        tmp_path_factory.mktemp("vroomd") / "state",
+        env,
+    )
+    proc.wait_for("ready; connect with")
+    yield proc
+    proc.stop()
 
 
 class VroomdProcess:
