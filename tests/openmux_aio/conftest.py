@@ -9,10 +9,15 @@ from __future__ import annotations
 
 import importlib
 import logging
+import sys
+from pathlib import Path
 
 import pytest
 
 from .endpoints import Endpoint, StdioEndpoint, TcpEndpoint, TlsEndpoint, WsEndpoint, WssEndpoint
+
+# vterm_support (tests/vroomd_terminal): server_frame, for test_ws_keystroke_frames.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "vroomd_terminal"))
 
 TRANSPORTS: dict[str, type[Endpoint]] = {}
 

@@ -21,23 +21,13 @@ from hypothesis import strategies as st
 from openmux import ChannelSpec, Event, MessageReceived, encode_frame
 from openmux import websocket as ws
 from openmux.polled import PolledClient
+from vterm_support import server_frame
 from websockets.frames import Frame, Opcode
 from websockets.protocol import SERVER, Protocol, State
 
 from .test_fast_path import FAST, OTHER, PATIENCE, Recorder, _connect_kwargs, _serve, _ws_frame
 
 pytestmark = pytest.mark.timeout(120)
-
-
-def server_frame(opcode: int, payload: bytes, fin: bool = True) -> bytes:
-    """An unmasked (server) frame, with the shortest length encoding."""
-    size = len(payload)
-    first = (0x80 if fin else 0) | opcode
-    if size < 126:
-        return bytes((first, size)) + payload
-    if size < 0x10000:
-        return bytes((first, 126)) + struct.pack("!H", size) + payload
-    return bytes((first, 127)) + struct.pack("!Q", size) + payload
 
 
 # ------------------------------------------------------------ encode_small

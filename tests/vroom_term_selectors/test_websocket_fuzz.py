@@ -10,17 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from openmux import websocket as ws
-
-
-def server_frame(opcode: int, payload: bytes, fin: bool = True) -> bytes:
-    """An unmasked (server) frame."""
-    size = len(payload)
-    b0 = (0x80 if fin else 0) | opcode
-    if size < 126:
-        return bytes((b0, size)) + payload
-    if size < 0x10000:
-        return bytes((b0, 126)) + struct.pack("!H", size) + payload
-    return bytes((b0, 127)) + struct.pack("!Q", size) + payload
+from vterm_support import server_frame
 
 
 def decode_all(decoder: ws.FrameDecoder, chunks: list[bytes]) -> list[tuple[int, bytes]]:

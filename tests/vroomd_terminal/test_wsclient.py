@@ -21,19 +21,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from openmux import Config, Connection, OpenMuxError, aio
 from openmux.aio import wsclient
+from vterm_support import server_frame
 from websockets.utils import apply_mask
 
 GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
-
-
-def server_frame(opcode: int, payload: bytes, fin: bool = True) -> bytes:
-    size = len(payload)
-    first = (0x80 if fin else 0) | opcode
-    if size < 126:
-        return bytes((first, size)) + payload
-    if size < 0x10000:
-        return bytes((first, 126)) + struct.pack("!H", size) + payload
-    return bytes((first, 127)) + struct.pack("!Q", size) + payload
 
 
 async def read_frame(reader: asyncio.StreamReader) -> tuple[int, bytes]:

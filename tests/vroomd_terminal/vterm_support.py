@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import struct
 import subprocess
 import sys
 import threading
@@ -17,6 +18,19 @@ import pytest
 VENV_BIN = Path(sys.executable).parent
 VROOMD = str(VENV_BIN / "vroomd")
 VROOM = str(VENV_BIN / "vroom")
+
+
+def server_frame(opcode: int, payload: bytes, fin: bool = True) -> bytes:
+    """An unmasked (server) WebSocket frame with the shortest length
+    encoding: what the client tests play from a raw server, and what
+    openmux.websocket, a client's framing, never builds."""
+    size = len(payload)
+    first = (0x80 if fin else 0) | opcode
+    if size < 126:
+        return bytes((first, size)) + payload
+    if size < 0x10000:
+        return bytes((first, 126)) + struct.pack("!H", size) + payload
+    return bytes((first, 127)) + struct.pack("!Q", size) + payload
 
 
 @pytest.fixture(scope="module")
