@@ -12,6 +12,8 @@ import inspect
 import os
 import random
 import struct
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Literal
 
 import openmux.aio as aio
@@ -89,6 +91,25 @@ def script(rng: random.Random, count: int) -> list[tuple[str, int, bytes]]:
 async def _serve(scheme: str, handler: aio.Handler) -> tuple[aio.Server, str]:
     server = await aio.serve(handler, f"{scheme}://127.0.0.1:0", max_message_size=1024)
     return server, server.urls[0]
+
+
+@asynccontextmanager
+async def recorded_session(scheme: str) -> AsyncIterator[tuple[aio.Session, Recorder]]:
+    """A client connected to a server session that a `Recorder` owns, for the
+    tests that feed that session by hand; the server closed on the way out."""
+    recorded: asyncio.Future[Recorder] = asyncio.get_running_loop().create_future()
+
+    async def handler(session: aio.Session) -> None:
+        recorded.set_result(Recorder(session))
+        await asyncio.sleep(PATIENCE)
+
+    server, url = await _serve(scheme, handler)
+    try:
+        client = await aio.connect(url, **_connect_kwargs(scheme))
+        yield client, await asyncio.wait_for(recorded, PATIENCE)
+    finally:
+        server.close()
+        await server.wait_closed()
 
 
 def _connect_kwargs(transport: str) -> dict[str, object]:
@@ -205,16 +226,7 @@ async def test_stream_reads_split_at_every_byte() -> None:
     """The server session fed as a TCP transport would, the stream cut at
     every offset, then one byte per read: the same log every time, and no
     partial frame left behind."""
-    recorded: asyncio.Future[Recorder] = asyncio.get_running_loop().create_future()
-
-    async def handler(session: aio.Session) -> None:
-        recorded.set_result(Recorder(session))
-        await asyncio.sleep(PATIENCE)
-
-    server, url = await _serve("tcp", handler)
-    try:
-        client = await aio.connect(url, **_connect_kwargs("tcp"))
-        recorder = await asyncio.wait_for(recorded, PATIENCE)
+    async with recorded_session("tcp") as (client, recorder):
         session = recorder.session
         data, expected, ids = _stream()
         assert recorder.ids == ids
@@ -240,9 +252,6 @@ async def test_stream_reads_split_at_every_byte() -> None:
         await asyncio.wait_for(session.wait_closed(), PATIENCE)
         assert session.close_code == 1002
         await client.wait_closed()
-    finally:
-        server.close()
-        await server.wait_closed()
 
 
 def _ws_frame(payload: bytes, opcode: int = 2, fin: bool = True) -> bytes:
@@ -263,16 +272,7 @@ async def test_websocket_reads_split_at_every_byte() -> None:
     frames in binary WebSocket frames, with a WebSocket ping and a message
     in two fragments among them, cut at every offset. Fast frames, frames
     websockets parses and messages it assembles come out in order."""
-    recorded: asyncio.Future[Recorder] = asyncio.get_running_loop().create_future()
-
-    async def handler(session: aio.Session) -> None:
-        recorded.set_result(Recorder(session))
-        await asyncio.sleep(PATIENCE)
-
-    server, url = await _serve("ws", handler)
-    try:
-        client = await aio.connect(url, **_connect_kwargs("ws"))
-        recorder = await asyncio.wait_for(recorded, PATIENCE)
+    async with recorded_session("ws") as (client, recorder):
         session = recorder.session
         ws = session.sink.ws  # type: ignore[union-attr]
         assert not inspect.ismethod(ws.data_received)  # the fast receive is installed
@@ -315,22 +315,10 @@ async def test_websocket_reads_split_at_every_byte() -> None:
         assert recorder.fast_count - fast_before > 3 * len(cuts)
         assert recorder.terminated is None and session.is_open
         await client.close()
-    finally:
-        server.close()
-        await server.wait_closed()
 
 
 async def test_send_now_refuses_what_it_cannot_do_exactly() -> None:
-    recorded: asyncio.Future[Recorder] = asyncio.get_running_loop().create_future()
-
-    async def handler(session: aio.Session) -> None:
-        recorded.set_result(Recorder(session))
-        await asyncio.sleep(PATIENCE)
-
-    server, url = await _serve("tcp", handler)
-    try:
-        client = await aio.connect(url, **_connect_kwargs("tcp"))
-        recorder = await asyncio.wait_for(recorded, PATIENCE)
+    async with recorded_session("tcp") as (client, recorder):
         ids = Recorder(client).ids
         assert not client.send_now(ids[FAST], 0, b"x" * 1025)  # over maxMessageSize
         assert not client.send_now(99, 0, b"x")  # no such channel
@@ -345,9 +333,6 @@ async def test_send_now_refuses_what_it_cannot_do_exactly() -> None:
         assert recorder.log == [(OTHER, 0, b"first"), (FAST, 0, b"second"), (FAST, 0, b"third")]
         await client.close()
         assert not client.send_now(ids[FAST], 0, b"late")  # closed
-    finally:
-        server.close()
-        await server.wait_closed()
 
 
 # ------------------------------------------------- fast == general, fuzzed

@@ -25,7 +25,15 @@ from vterm_support import server_frame
 from websockets.frames import Frame, Opcode
 from websockets.protocol import SERVER, Protocol, State
 
-from .test_fast_path import FAST, OTHER, PATIENCE, Recorder, _connect_kwargs, _serve, _ws_frame
+from .test_fast_path import (
+    FAST,
+    OTHER,
+    PATIENCE,
+    _connect_kwargs,
+    _serve,
+    _ws_frame,
+    recorded_session,
+)
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -338,16 +346,7 @@ async def test_server_keystroke_frame_inside_a_fragmented_message_is_a_protocol_
     an unfinished fragmented message is not a keystroke: websockets sees it
     and fails the connection (RFC 6455 §5.4), whatever came before (the
     server's record of websockets being idle is dropped once it is fed)."""
-    recorded: asyncio.Future[Recorder] = asyncio.get_running_loop().create_future()
-
-    async def handler(session: aio.Session) -> None:
-        recorded.set_result(Recorder(session))
-        await asyncio.sleep(PATIENCE)
-
-    server, url = await _serve("ws", handler)
-    try:
-        client = await aio.connect(url, **_connect_kwargs("ws"))
-        recorder = await asyncio.wait_for(recorded, PATIENCE)
+    async with recorded_session("ws") as (client, recorder):
         session = recorder.session
         sock_ws = session.sink.ws  # type: ignore[union-attr]
         assert not inspect.ismethod(sock_ws.data_received)  # the fast receive is installed
@@ -364,9 +363,6 @@ async def test_server_keystroke_frame_inside_a_fragmented_message_is_a_protocol_
         assert recorder.log == [(FAST, 0, b"k")]  # "x" never delivered
         assert sock_ws.protocol.close_sent.code == 1002
         await client.wait_closed()
-    finally:
-        server.close()
-        await server.wait_closed()
 
 
 async def test_server_echo_frames_are_what_websockets_would_write() -> None:
