@@ -11,6 +11,7 @@ import inspect
 import itertools
 import random
 import struct
+from collections.abc import Callable, Sequence
 
 import openmux.aio as aio
 import pytest
@@ -77,6 +78,18 @@ def _output(rng: random.Random, channel: int) -> tuple[list[bytes], bytes]:
     return payloads, wire
 
 
+def feed_cut_anyhow(
+    feed: Callable[[bytes], object], wire: bytes, rng: random.Random, sizes: Sequence[int]
+) -> None:
+    """`wire` to `feed` in reads of sizes drawn from `sizes`: frames and
+    their headers cut across reads, as a transport may hand them over."""
+    pos = 0
+    while pos < len(wire):
+        size = rng.choice(sizes)
+        feed(wire[pos : pos + size])
+        pos += size
+
+
 @pytest.mark.parametrize("seed", range(3))
 async def test_websocket_client_bulk_output_cut_anyhow(seed: int) -> None:
     """websockets' client with the sink's fast receive: reads cut at random
@@ -106,11 +119,7 @@ async def test_websocket_client_bulk_output_cut_anyhow(seed: int) -> None:
         half = len(payloads) // 2
         middle = sum(len(_ws_frame(encode_frame(channel, 0, p), False)) for p in payloads[:half])
         wire = wire[:middle] + _ws_frame(b"ping", False, opcode=9) + wire[middle:]
-        pos = 0
-        while pos < len(wire):
-            size = rng.choice([1, 2, 3, 7, 100, 4096, 10000, 70000, 300000])
-            ws.data_received(wire[pos : pos + size])
-            pos += size
+        feed_cut_anyhow(ws.data_received, wire, rng, [1, 2, 3, 7, 100, 4096, 10000, 70000, 300000])
         for _ in range(1000):
             if len(got) >= len(payloads):
                 break

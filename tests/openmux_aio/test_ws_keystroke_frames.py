@@ -34,6 +34,7 @@ from .test_fast_path import (
     _ws_frame,
     recorded_session,
 )
+from .test_message_batches import feed_cut_anyhow
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -282,11 +283,8 @@ async def test_builtin_client_batches_a_read(seed: int) -> None:
         payloads, wire = _bulk(rng, channel)
         written: list[bytes] = []
         protocol._write = written.append  # type: ignore[union-attr]  # the pong's way out
-        pos = 0
-        while pos < len(wire):
-            size = rng.choice([1, 2, 3, 7, 100, 4096, 10000, 70000])
-            protocol.data_received(wire[pos : pos + size])  # type: ignore[union-attr]
-            pos += size
+        feed = protocol.data_received  # type: ignore[union-attr]
+        feed_cut_anyhow(feed, wire, rng, [1, 2, 3, 7, 100, 4096, 10000, 70000])
         del protocol._write  # type: ignore[union-attr]
         assert got == payloads
         assert max(batches) > 1
@@ -322,11 +320,7 @@ async def test_polled_client_batches_a_read() -> None:
         payloads, wire = _bulk(rng, channel)
         sent: list[bytes] = []
         client.write = sent.append  # type: ignore[method-assign]
-        pos = 0
-        while pos < len(wire):
-            size = rng.choice([1, 5, 100, 4096, 10000, 70000])
-            client._ws_read(wire[pos : pos + size])
-            pos += size
+        feed_cut_anyhow(client._ws_read, wire, rng, [1, 5, 100, 4096, 10000, 70000])
         assert [p for batch in batches for p in batch] == payloads
         assert max(len(batch) for batch in batches) > 1
         pongs = [w for w in sent if w[0] == 0x8A]
