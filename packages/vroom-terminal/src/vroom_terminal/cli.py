@@ -71,7 +71,9 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=(
             "The token comes from $VROOM_TOKEN, else --token-file, else (for a vroomd on this "
             "machine) vroomd's own token file. Exit status: the remote command's; 128+N if it "
-            "died of signal N; 255 if vroom term failed."
+            "died of signal N; 255 if vroom term failed. Environment: VROOM_BUSY_POLL_US "
+            "(how long to busy-poll for a keystroke's echo, default 500; 0: never), "
+            "VROOM_ASYNCIO=1 (the asyncio driver for every transport)."
         ),
     )
     term.add_argument("dest", metavar="DEST", help="where vroomd listens")
