@@ -41,14 +41,16 @@ from . import spawn
 log = logging.getLogger("vroomd.pty")
 
 READ_CHUNK = 65536
-"""Bytes gathered from the master before they are handed on as one message.
+"""Most bytes read from the master in one readable callback (until EAGAIN)
+and handed on as one message.
 
-A Linux PTY returns at most ~4 KiB per read(); gathering up to this much in
-one readable callback (until EAGAIN) makes bulk output cost one mux frame per
-64 KiB instead of one per 4 KiB."""
+A Linux PTY returns at most ~4 KiB per read(), and a reader that keeps up
+with a busy program finds ~1 KiB each time it wakes: one callback rarely
+reads more than once. What makes bulk output cost few messages is COALESCE."""
 
 COALESCE = 16384
-"""Output gathered while it streams, before it is sent as one message."""
+"""Output gathered across reads while it streams, before it is sent as one
+message (`PtySession._on_readable`)."""
 STREAM_GAP = 0.0002
 """A read this soon after the previous one is part of a stream (seconds)."""
 HOLD = 0.001
@@ -653,6 +655,7 @@ class PtySession:
             self._hold_timer.cancel()
             self._hold_timer = None
         self._held.clear()
+        self._held_size = 0
         self._close_stdin()
         pid = self.pid
         if self.status is None and pid is not None:
