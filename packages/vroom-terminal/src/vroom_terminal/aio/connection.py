@@ -211,18 +211,18 @@ class TerminalConnection:
 
     def _lost_error(self) -> ConnectionLost:
         if self._lost is None:
-            code = self.session.close_code
-            reason = self.session.close_reason
-            text = f" ({code}{': ' + reason if reason else ''})" if code is not None else ""
-            return ConnectionLost(f"connection to {self.url} closed{text}", code)
+            return self._closed_error(self.session.close_code, self.session.close_reason)
         return self._lost
+
+    def _closed_error(self, code: int | None, reason: str) -> ConnectionLost:
+        text = f" ({code}{': ' + reason if reason else ''})" if code is not None else ""
+        if self._closing:
+            text = " (closed by the client)"
+        return ConnectionLost(f"connection to {self.url} closed{text}", code)
 
     def _on_lost(self, code: int | None, reason: str) -> None:
         if self._lost is None:
-            text = f" ({code}{': ' + reason if reason else ''})" if code is not None else ""
-            if self._closing:
-                text = " (closed by the client)"
-            self._lost = ConnectionLost(f"connection to {self.url} closed{text}", code)
+            self._lost = self._closed_error(code, reason)
         for process in list(self._processes.values()):
             process._fail(self._lost)
 
