@@ -11,6 +11,7 @@ events it returned are, in order, the events the general path returned.
 from __future__ import annotations
 
 import itertools
+import struct
 from typing import Any
 
 import pytest
@@ -96,21 +97,53 @@ def feed_fast(conn: Connection, chunks: list[bytes], take: bool) -> tuple[Log, l
     return log, states
 
 
+@st.composite
+def fast_frame(draw: st.DrawFn) -> bytes:
+    """A plain frame on a channel with a handler (1 takes types below 128, 2
+    declines), sometimes over the frame limit of `fresh` (64 when handshaken)."""
+    channel = draw(st.sampled_from([1, 1, 1, 2]))
+    type_ = draw(st.sampled_from([0, 7, 200]))
+    return encode_frame(channel, type_, draw(st.binary(max_size=80)))
+
+
+@st.composite
+def cuts_inside_frames(draw: st.DrawFn, frames: list[bytes], skip: int) -> list[int]:
+    """Read boundaries that mostly fall inside frames (in a header, in a
+    payload, one or two in the same frame), as TCP reads of bulk output do."""
+    cuts = []
+    start = skip
+    for frame in frames:
+        for _ in range(draw(st.integers(0, 2))):
+            cuts.append(start + draw(st.integers(1, max(1, len(frame) - 1))))
+        start += len(frame)
+    return sorted(set(cuts))
+
+
 @FAST
 @given(
     st.booleans(),
     st.sampled_from(["stream", "message"]),
     st.booleans(),
     st.booleans(),
-    st.lists(plausible_frame(), max_size=12),
+    st.lists(st.one_of(plausible_frame(), fast_frame()), max_size=12),
+    st.booleans(),
     st.data(),
 )
 def test_receive_fast_is_receive_data_or_message(
-    is_client: bool, mode: str, handshake: bool, take: bool, frames: list[bytes], data: Any
+    is_client: bool,
+    mode: str,
+    handshake: bool,
+    take: bool,
+    frames: list[bytes],
+    inside: bool,
+    data: Any,
 ) -> None:
     if mode == "stream":
         stream = (b"" if handshake else b"OMUX") + b"".join(frames)
-        cuts = sorted(data.draw(st.lists(st.integers(0, len(stream)), max_size=6)))
+        if inside:
+            cuts = data.draw(cuts_inside_frames(frames, 0 if handshake else 4))
+        else:
+            cuts = sorted(data.draw(st.lists(st.integers(0, len(stream)), max_size=6)))
         chunks = [stream[a:b] for a, b in itertools.pairwise([0, *cuts, len(stream)])]
     else:
         chunks = frames
@@ -280,9 +313,133 @@ def test_receive_fast_takes_a_prefix_of_a_read_then_the_general_path() -> None:
     events = server.receive_fast(encode_frame(1, 5, b"x") + encode_frame(1, 0, b"y"), 3.0)
     assert taken == [b"a", b"b"]  # declined: the rest goes the general way
     assert events is not None and [e.data for e in events] == [b"x", b"y"]  # type: ignore[attr-defined]
-    # a frame cut by the end of the read is left to the parser, then completed there
+    # a frame cut by the end of the read is left to the parser; completed by
+    # the next read, it is taken there (its header was whole)
     cut = encode_frame(1, 0, b"cut")
     assert server.receive_fast(encode_frame(1, 0, b"z") + cut[:7], 4.0) == []
     assert taken[-1] == b"z"
-    events = server.receive_fast(cut[7:], 5.0)
+    assert server.receive_fast(cut[7:], 5.0) is None and taken[-1] == b"cut"
+    assert server._reader.buffered == 0 and server._last_rx == 5.0
+    # cut inside its header: the general path completes it
+    assert server.receive_fast(cut[:3], 6.0) == []
+    events = server.receive_fast(cut[3:], 7.0)
     assert events is not None and [e.data for e in events] == [b"cut"]  # type: ignore[attr-defined]
+
+
+# ------------------------------------------- frames cut across stream reads
+
+
+def cut_twins(
+    sends: list[tuple[int, int, bytes]],
+    bounds: list[int],
+    between: Any = None,
+    wire: bytes | None = None,
+) -> tuple[Log, list[Any]]:
+    """Feed the same wire, cut at `bounds`, to two servers (one general, one
+    fast with `feed_fast`'s handlers), `between(server, i)` called on both
+    before read i; both must see the same; returns the fast one's log and
+    what each `receive_fast` returned."""
+    general, fast = open_pair("stream"), open_pair("stream")
+    for pair in (general, fast):
+        for channel, type_, payload in sends:
+            pair.client.send_message(channel, type_, payload)
+    stream = general.client.data_to_send() if wire is None else wire
+    assert wire is not None or fast.client.data_to_send() == stream
+    chunks = [stream[a:b] for a, b in itertools.pairwise([0, *bounds, len(stream)])]
+    log_g: Log = []
+    log_f: Log = []
+    returned = []
+
+    def handler(type_: int, payload: bytes) -> bool:
+        if type_ >= 128:
+            return False
+        assert type(payload) is bytes
+        log_f.append(("message", 1, type_, payload))
+        return True
+
+    fast.server.set_fast_handler(1, handler)
+    fast.server.set_fast_handler(2, lambda type_, payload: False)
+    for i, chunk in enumerate(chunks):
+        if between is not None:
+            log_g.extend(as_log(e) for e in between(general.server, i))
+            log_f.extend(as_log(e) for e in between(fast.server, i))
+        log_g.extend(as_log(e) for e in general.server.receive_data(chunk, float(i + 1)))
+        events = fast.server.receive_fast(chunk, float(i + 1))
+        returned.append(events)
+        log_f.extend(as_log(e) for e in events or ())
+        assert snapshot(fast.server) == snapshot(general.server)
+    assert log_f == log_g
+    return log_f, returned
+
+
+BIG = bytes(range(256)) * 80  # 20480 bytes: kept as a memoryview piece
+SMALL = b"s" * 1000  # kept in a bytearray piece
+
+
+@pytest.mark.parametrize("payload", [BIG, SMALL])
+@pytest.mark.parametrize("at", [6, 7, 500])
+def test_a_frame_completed_by_the_next_read_is_taken(payload: bytes, at: int) -> None:
+    sends = [(1, 0, payload), (1, 1, b"a"), (1, 2, b"b"), (1, 3, payload)]
+    end = 6 + len(payload) + 7 + 7 + 6 + 100  # the second read ends inside the last frame
+    log, returned = cut_twins(sends, [at, end])
+    assert [m[2] for m in log] == [0, 1, 2, 3]
+    # read 2 finished the first frame and took the whole ones; the rest of the
+    # last frame is buffered by the general path, which returns no event
+    assert returned[0] == [] and returned[1] == [] and returned[2] is None
+
+
+@pytest.mark.parametrize("payload", [BIG, SMALL])
+def test_a_frame_completed_across_three_reads_is_taken(payload: bytes) -> None:
+    sends = [(1, 0, payload), (1, 1, b"tail")]
+    log, returned = cut_twins(sends, [10, 300])
+    assert returned == [[], [], None]
+    assert [m[2] for m in log] == [0, 1] and log[0][3] == payload
+    # the third read ends exactly at the frame's end: nothing after it
+    log, returned = cut_twins([(1, 0, payload)], [3, 20])
+    assert returned == [[], [], None] and log == [("message", 1, 0, payload)]
+
+
+def test_a_declining_handler_leaves_the_cut_frame_to_the_general_path() -> None:
+    sends = [(1, 200, SMALL), (1, 0, b"after")]
+    log, returned = cut_twins(sends, [50])
+    # both went the general way: returned as events, not taken
+    assert [as_log(e) for e in returned[1] or ()] == log
+    assert log == [("message", 1, 200, SMALL), ("message", 1, 0, b"after")]
+
+
+def test_a_cut_frame_on_a_channel_without_a_taking_handler() -> None:
+    # channel 2's handler declines everything; once the cut frame went the
+    # general way, so does the rest of the read (channel 1's frame too)
+    log, returned = cut_twins([(2, 0, SMALL), (1, 0, b"x")], [50])
+    assert log == [("message", 2, 0, SMALL), ("message", 1, 0, b"x")]
+    assert [as_log(e) for e in returned[1] or ()] == log
+
+
+def test_a_cut_extended_frame_goes_the_general_way() -> None:
+    payload = b"e" * 300
+    # a legal but needless extended header (EXTENDED_LENGTH, 32-bit length)
+    wire = struct.pack(">BBBBI", 1, 0, 0x01, 0, len(payload)) + payload
+    wire += encode_frame(1, 0, b"next")
+    log, returned = cut_twins([], [100], wire=wire)
+    assert log == [("message", 1, 0, payload), ("message", 1, 0, b"next")]
+    assert returned[1] is not None and len(returned[1]) == 2
+
+
+def test_a_cut_fragment_goes_the_general_way() -> None:
+    payload = bytes(range(256)) * 300  # 76800 bytes: two fragments
+    log, returned = cut_twins([(1, 0, payload), (1, 0, b"next")], [1000, 70000])
+    assert log == [("message", 1, 0, payload), ("message", 1, 0, b"next")]
+    assert returned[2] is not None and len(returned[2]) == 2
+
+
+def test_a_cut_frame_whose_channel_closes_in_between() -> None:
+    def close_1(server: Connection, i: int) -> list[Event]:
+        if i == 1:
+            server.close_channel(1)
+        return []
+
+    log, returned = cut_twins([(1, 0, SMALL), (1, 0, b"x")], [50], between=close_1)
+    # the handler is not reached: whatever the general path makes of frames
+    # on a closing channel, the fast one does too (checked in cut_twins)
+    assert returned[1] is not None
+    assert [as_log(e) for e in returned[1]] == log

@@ -464,8 +464,9 @@ class Connection:
         """`receive_data` (stream mode) or `receive_message` (message mode),
         offering whole messages to the fast handlers first.
 
-        Messages go to a handler only while the connection is OPEN, no
-        fragmented message is pending and no partial frame is buffered, each
+        Messages go to a handler only while the connection is OPEN and no
+        fragmented message is pending (stream mode: starting with the frame a
+        partial one buffered by an earlier read becomes, see `_fast_rest`), each
         a plain frame (no flags, standard length, within the frame limit) of
         `bytes` input on a channel still open with the handler it was
         registered for; in order, until one is not such a message or its
@@ -494,11 +495,13 @@ class Connection:
                             return None
                 return self.receive_message(data, now)
             reader = self._reader
-            if reader.error is None and not reader._chunks and reader._head is None:
+            off = 0
+            if reader.error is None and (
+                (not reader._chunks and reader._head is None) or (off := self._fast_rest(data))
+            ):
                 size = len(data)
                 limit = self._fast_limit
                 channels = self.channels
-                off = 0
                 while size - off >= HEADER_SIZE and self.state is _OPEN:
                     channel_id, type_, flags, reserved, length = _unpack_std(data, off)
                     if flags or reserved:
@@ -520,6 +523,43 @@ class Connection:
         if self._message_mode:
             return self.receive_message(data, now)
         return self.receive_data(data, now)
+
+    def _fast_rest(self, data: bytes) -> int:
+        """Where `receive_fast` may go on in `data` after handing the frame the
+        reader holds the start of to its handler, or 0 (nothing taken).
+
+        A TCP read of bulk output usually ends inside a frame; the next read
+        then starts with the rest of it, and whole frames follow. Only a frame
+        whose header is complete qualifies (a cut within 8 header bytes is
+        rare and left to `receive_data`): plain, standard length, within the
+        frame limit, completed by `data`, on a channel still open with its
+        handler. Taken, the reader is left as `FrameReader._complete` leaves
+        it after handing the frame out, which is all `receive_data` would
+        have changed besides returning its `MessageReceived`.
+        """
+        reader = self._reader
+        head = reader._head
+        if head is None:
+            return 0
+        channel_id, type_, flags, header = head
+        need = reader._need
+        take = need - reader._pending
+        if flags or header != HEADER_SIZE or need > self._fast_limit or take > len(data):
+            return 0
+        entry = self._fast.get(channel_id)
+        if entry is None or self.channels.get(channel_id) is not entry[0]:
+            return 0
+        chunks = reader._chunks
+        # One copy of the payload, as `_complete` makes; the reader's pieces
+        # are not touched until the handler has taken it.
+        payload = b"".join([*chunks, memoryview(data)[:take]]) if chunks else data[:take]
+        if not entry[1](type_, payload):
+            return 0
+        reader._chunks = []
+        reader._pending = 0
+        reader._need = HEADER_SIZE
+        reader._head = None
+        return take
 
     def encode_direct(self, channel_id: int, type_: int, data: bytes) -> bytes | None:
         """The frame of a message for the caller to write straight to its
