@@ -443,3 +443,28 @@ def test_a_cut_frame_whose_channel_closes_in_between() -> None:
     # on a closing channel, the fast one does too (checked in cut_twins)
     assert returned[1] is not None
     assert [as_log(e) for e in returned[1]] == log
+
+
+def test_receive_fast_messages_takes_until_the_first_declined() -> None:
+    """The handlers take messages until one is declined; it and every later
+    one (taken-able or not) come back as events, in order."""
+    pair = open_pair()
+    server = pair.server
+    taken: list[bytes] = []
+
+    def handler(type_: int, payload: bytes) -> bool:
+        if payload == b"no":
+            return False
+        taken.append(payload)
+        return True
+
+    server.set_fast_handler(1, handler)
+    frames = [encode_frame(1, 0, p) for p in (b"a", b"b")]
+    assert server.receive_fast_messages(frames, 1.0) is None and taken == [b"a", b"b"]
+    frames = [encode_frame(1, 0, b"c"), encode_frame(2, 0, b"other"),
+              encode_frame(1, 0, b"d"), encode_frame(1, 0, b"no")]  # fmt: skip
+    events = server.receive_fast_messages(frames, 2.0)
+    assert taken == [b"a", b"b", b"c"]
+    assert events is not None
+    assert [(e.channel_id, e.data) for e in events] == [(2, b"other"), (1, b"d"), (1, b"no")]  # type: ignore[attr-defined]
+    assert server.receive_fast_messages([], 3.0) is None

@@ -561,6 +561,20 @@ class Connection:
         reader._head = None
         return take
 
+    def receive_fast_messages(self, messages: Sequence[Buffer], now: float) -> list[Event] | None:
+        """`receive_fast` over several transport messages (message mode), in
+        order: the handlers take messages until the first they do not; that
+        one and every later one go the general way (`receive_messages`), so
+        that no handler overtakes the events of a message before it. Returns
+        None when the handlers took them all (one batch of events otherwise)."""
+        for i, message in enumerate(messages):
+            events = self.receive_fast(message, now)
+            if events is not None:
+                if i + 1 < len(messages):
+                    events.extend(self.receive_messages(messages[i + 1 :], now))
+                return events
+        return None
+
     def encode_direct(self, channel_id: int, type_: int, data: bytes) -> bytes | None:
         """The frame of a message for the caller to write straight to its
         transport, or None when it must go through `send_message`.

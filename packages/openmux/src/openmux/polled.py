@@ -446,17 +446,9 @@ class PolledClient:
         decoder = self._decoder
         payloads = decoder.feed(data)
         if payloads:
-            conn = self.connection
-            now = _monotonic()
-            # Fast handlers until the first message they do not take: after
-            # that, a handler would overtake the events of the ones before.
-            for i, payload in enumerate(payloads):
-                events = conn.receive_fast(payload, now)
-                if events is not None:
-                    if i + 1 < len(payloads):
-                        events.extend(conn.receive_messages(payloads[i + 1 :], now))
-                    self._process(events)
-                    break
+            events = self.connection.receive_fast_messages(payloads, _monotonic())
+            if events is not None:
+                self._process(events)
         buffer = decoder.buffer
         if buffer and len(buffer) >= decoder.need:  # (not a cut frame only)
             self._ws_frames()

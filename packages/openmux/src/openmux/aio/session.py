@@ -466,15 +466,9 @@ class Session:
         conn = self.connection
         now = self._loop.time()
         if self._fast:
-            # Fast ones until the first that is not: after that, a handler
-            # would overtake the events of the frames before it.
-            for i, frame in enumerate(frames):
-                events = conn.receive_fast(frame, now)
-                if events is not None:
-                    if i + 1 < len(frames):
-                        events.extend(conn.receive_messages(frames[i + 1 :], now))
-                    self._process(events)
-                    return
+            events = conn.receive_fast_messages(frames, now)
+            if events is not None:
+                self._process(events)
             return
         self._process(conn.receive_messages(frames, now))
 
