@@ -2,19 +2,7 @@
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-
-
-def modules_after(code: str) -> set[str]:
-    out = subprocess.run(
-        [sys.executable, "-c", code + "\nimport json, sys; print(json.dumps(sorted(sys.modules)))"],
-        capture_output=True,
-        check=True,
-        timeout=60,
-    ).stdout
-    return set(json.loads(out.splitlines()[-1]))
+from vterm_support import modules_after
 
 
 def test_the_sans_io_modules_do_not_import_asyncio() -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from openmux.aio import wsclient
 from vroom_terminal.cli import build_parser, parse_common
-from vterm_support import VROOM, VroomdProcess
+from vterm_support import VROOM, VroomdProcess, modules_after
 
 PYTHON = sys.executable
 
@@ -27,16 +27,6 @@ NEVER_ON_THE_CLIENT_PATH = {
     "openmux.aio.ws",
     "importlib.metadata",
 }
-
-
-def modules_after(code: str) -> set[str]:
-    out = subprocess.run(
-        [PYTHON, "-c", code + "\nimport json, sys; print(json.dumps(sorted(sys.modules)))"],
-        capture_output=True,
-        check=True,
-        timeout=60,
-    ).stdout
-    return set(json.loads(out.splitlines()[-1]))
 
 
 def test_importing_the_cli_imports_nothing_heavy() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import struct
@@ -347,3 +348,14 @@ class CatPipes:
         window = client.client.sessions[""].ack_window
         assert window.received == window.consumed == len(self.payload)
         assert window.consumed - window.acked < window.ack_every
+
+
+def modules_after(code: str) -> set[str]:
+    """The modules a fresh interpreter has loaded after running `code`."""
+    out = subprocess.run(
+        [sys.executable, "-c", code + "\nimport json, sys; print(json.dumps(sorted(sys.modules)))"],
+        capture_output=True,
+        check=True,
+        timeout=60,
+    ).stdout
+    return set(json.loads(out.splitlines()[-1]))
